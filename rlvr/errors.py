@@ -1,0 +1,55 @@
+"""The exception hierarchy of rlvr.
+
+The model's own failures (a wrong answer, failing tests, a program that times out) are never
+exceptions: they are a `Verdict` with reward 0. Exceptions are for failures of rlvr, its
+configuration or its infrastructure, and the trainer treats them differently: an infrastructure
+error masks the affected sample out of the update and is counted, never turned into a reward.
+
+    RlvrError
+     +-- ConfigError          bad config file, unknown key, wrong type, bad value
+     +-- PluginError          a verifier / task / sandbox name that cannot be loaded
+     +-- ModelLoadError       a model or tokenizer that cannot be loaded
+     +-- DataError            a malformed data file or row (names the file and line)
+     +-- CheckpointError      a run directory that cannot be resumed
+     +-- InfraError           infrastructure failed; the sample is masked and counted
+          +-- VerifierError   a verifier crashed or its worker died
+          +-- SandboxError    the sandbox could not run the program (engine down, no image)
+"""
+
+from __future__ import annotations
+
+
+class RlvrError(Exception):
+    """Base class of every error rlvr raises on purpose."""
+
+
+class ConfigError(RlvrError):
+    """A configuration value, key or file is invalid. The message names the key."""
+
+
+class PluginError(RlvrError):
+    """A named plug-in (verifier, task, sandbox backend) cannot be found or loaded."""
+
+
+class ModelLoadError(RlvrError):
+    """A model or tokenizer cannot be loaded."""
+
+
+class DataError(RlvrError):
+    """A data file or one of its rows is malformed. The message names the file and line."""
+
+
+class CheckpointError(RlvrError):
+    """A run directory cannot be resumed from."""
+
+
+class InfraError(RlvrError):
+    """Infrastructure failed. Never a reward: the sample is masked out and counted."""
+
+
+class VerifierError(InfraError):
+    """A verifier crashed, hung beyond recovery, or its worker process died."""
+
+
+class SandboxError(InfraError):
+    """The sandbox itself failed (engine unreachable, image missing, container lost)."""
