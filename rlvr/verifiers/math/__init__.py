@@ -1,0 +1,102 @@
+"""The `math` verifier: is the final answer of a completion equivalent to the reference answer?
+
+    extract (boxed / <answer> / #### / "the answer is" / last number, opt-in)
+      -> normalize (one spelling of LaTeX and plain text)
+      -> string-equality fast path
+      -> parse (structure by hand, scalars by a grammar; never `eval`)
+      -> equivalence (exact numbers, tolerant floats, probed expressions, sets, tuples,
+         intervals, relations, matrices, units, percentages, choices, words)
+
+The reference in `problem.reference["answer"]` may be bare (`42`), boxed, or a full worked
+solution; its answer is extracted the same way. Rewards are 1.0 (`correct`) or 0.0 (`wrong`,
+`no_answer`, `unparsable`, `unparsable_reference`).
+
+Size guards inside the parser refuse inputs that could blow up (huge exponents, towers, long or
+deeply nested answers); time and memory are bounded from outside by `rlvr.verifiers.pool`,
+which is how the trainer runs every verifier. Calling `verify` directly in the trainer's process
+is safe from `eval` but not from a slow sympy call: use the pool.
+
+What it does not do: read the question (a unit or a rounding asked for in the prompt is
+unknown here), grade working or proofs, or give partial credit.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rlvr.errors import ConfigError, DataError
+from rlvr.types import Completion, Problem, Verdict
+from rlvr.verifiers.math.equivalence import Tolerance, equivalent
+from rlvr.verifiers.math.extract import MAX_ANSWER_CHARS, extract_answer, extract_reference
+from rlvr.verifiers.math.normalize import normalize
+from rlvr.verifiers.math.parse import parse_answer, text_key
+from rlvr.verifiers.math.values import Choice, Text, UnparsableAnswer, Value
+
+__all__ = ["MathVerifier"]
+
+_INFO_CHARS = 200
+_CHOICE_IN_TEXT = re.compile(
+    r"^(?:\\text\{)?\s*(?:(?:option|choice|answer)\s*:?\s*)?\(?\s*([A-J])\s*\)?(?=[\s.:)}]|$)", re.I)
+
+
+class MathVerifier:
+    """Checks the final answer of a completion against `problem.reference["answer"]`.
+
+    Options: `rel_tol` is the relative tolerance used only when a decimal is involved;
+    `last_number_fallback` accepts the last number of the text when no answer is marked;
+    `probe_points` is how many random points must agree for expressions with variables.
+    """
+
+    def __init__(self, rel_tol: float = 1e-6, last_number_fallback: bool = False,
+                 probe_points: int = 6):
+        if not 0.0 <= rel_tol < 1.0:
+            raise ConfigError(f"math verifier: rel_tol must be in [0, 1), not {rel_tol}")
+        if not 1 <= probe_points <= 64:
+            raise ConfigError(f"math verifier: probe_points must be in [1, 64], not {probe_points}")
+        self.rel_tol = float(rel_tol)
+        self.last_number_fallback = bool(last_number_fallback)
+        self.probe_points = int(probe_points)
+        self._tol = Tolerance(rel_tol=self.rel_tol, probe_points=self.probe_points)
+
+    def verify(self, problem: Problem, completion: Completion) -> Verdict:
+        reference = problem.reference.get("answer")
+        if reference is None or not str(reference).strip():
+            raise DataError(f"problem {problem.id}: the math verifier needs reference['answer']")
+        gold_text = normalize(extract_reference(str(reference)))
+        found = extract_answer(completion.text, last_number=self.last_number_fallback)
+        if found is None:
+            return Verdict(0.0, False, "no_answer", {"reference": gold_text[:_INFO_CHARS]})
+        info: dict[str, Any] = {"extracted": found.text[:_INFO_CHARS], "how": found.how,
+                                "reference": gold_text[:_INFO_CHARS]}
+        if len(found.text) > MAX_ANSWER_CHARS:
+            return Verdict(0.0, False, "unparsable", {**info, "reason": "answer too long"})
+        pred_text = normalize(found.text)
+        if pred_text.replace(" ", "") == gold_text.replace(" ", ""):
+            return Verdict(1.0, True, "correct", info)
+        try:
+            gold = parse_answer(gold_text)
+        except UnparsableAnswer as exc:
+            return Verdict(0.0, False, "unparsable_reference", {**info, "reason": str(exc)})
+        special = _special_case(gold, pred_text)
+        if special is not None:
+            return _verdict(special, info)
+        try:
+            pred = parse_answer(pred_text)
+        except UnparsableAnswer as exc:
+            return Verdict(0.0, False, "unparsable", {**info, "reason": str(exc)})
+        return _verdict(equivalent(gold, pred, self._tol), info)
+
+
+def _special_case(gold: Value, pred_text: str) -> bool | None:
+    """Multiple-choice letters and word answers are compared on the text, not parsed."""
+    if isinstance(gold, Choice):
+        m = _CHOICE_IN_TEXT.match(pred_text)
+        return m is not None and m.group(1).upper() == gold.letter.upper()
+    if isinstance(gold, Text):
+        return text_key(pred_text) == gold.text
+    return None
+
+
+def _verdict(correct: bool, info: dict[str, Any]) -> Verdict:
+    return Verdict(1.0 if correct else 0.0, correct, "correct" if correct else "wrong", info)

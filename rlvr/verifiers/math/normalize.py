@@ -1,0 +1,83 @@
+"""Rewrite an extracted answer into one canonical spelling, as text, before it is parsed.
+
+The rewrites are purely textual and each one is safe on its own: unicode math symbols to LaTeX,
+math-mode delimiters and spacing commands removed, `\\dfrac`/`\\tfrac` to `\\frac`, `\\left`/
+`\\right` dropped, thousands separators (`1,234`, `1{,}234`, `1\\,234`) joined, `\\le`/`\\leq`/
+`≤` to one spelling, degree and percent signs to one marker each, a trailing full stop removed.
+After this, two answers that differ only in spelling are usually equal as strings, which is the
+fast path of the verifier.
+
+This module does not parse or evaluate anything and does not drop units or words (see `units`).
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNICODE = {
+    "−": "-", "–": "-", "—": "-", "×": r"\times ", "·": r"\cdot ", "÷": r"\div ", "√": r"\sqrt",
+    "π": r"\pi ", "∞": r"\infty ", "≤": r"\le ", "≥": r"\ge ", "≠": r"\ne ", "±": r"\pm ",
+    "°": r"^\circ ", "∪": r"\cup ", "∩": r"\cap ", "∅": r"\emptyset ", "θ": r"\theta ",
+    "α": r"\alpha ", "β": r"\beta ", "\u00a0": " ", "\u2009": " ", "\u202f": " ",
+}
+_UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
+
+_DROP = re.compile(
+    r"\\(?:displaystyle|textstyle|scriptstyle|left|right|bigl|bigr|Bigl|Bigr|big|Big|biggl|biggr"
+    r"|bigg|Bigg|middle|limits|nolimits|mathrm(?=\{\\)|ensuremath)(?![a-zA-Z])"
+    r"|\\[!;:>]|\\(?:q?quad|enspace|thinspace|medspace|thickspace|negthinspace)(?![a-zA-Z])")
+_ALIASES = [
+    (re.compile(r"\\[dt]frac(?![a-zA-Z])"), r"\\frac"),
+    (re.compile(r"\\[dt]binom(?![a-zA-Z])"), r"\\binom"),
+    (re.compile(r"\\(?:leq|leqslant|leqq)(?![a-zA-Z])"), r"\\le"),
+    (re.compile(r"\\(?:geq|geqslant|geqq)(?![a-zA-Z])"), r"\\ge"),
+    (re.compile(r"\\(?:neq)(?![a-zA-Z])"), r"\\ne"),
+    (re.compile(r"\\lt(?![a-zA-Z])"), "<"),
+    (re.compile(r"\\gt(?![a-zA-Z])"), ">"),
+    (re.compile(r"<="), r"\\le "),
+    (re.compile(r">="), r"\\ge "),
+    (re.compile(r"!="), r"\\ne "),
+    (re.compile(r"\\(?:varnothing)(?![a-zA-Z])"), r"\\emptyset"),
+    (re.compile(r"\\(?:lbrace)(?![a-zA-Z])"), r"\\{"),
+    (re.compile(r"\\(?:rbrace)(?![a-zA-Z])"), r"\\}"),
+    (re.compile(r"\\(?:lvert|rvert|vert)(?![a-zA-Z])"), "|"),
+    (re.compile(r"\\(?:cdotp|centerdot)(?![a-zA-Z])"), r"\\cdot"),
+    (re.compile(r"\\(?:textbf|mathbf|textit|mathit|boldsymbol|bm|textrm|textnormal|mbox|hbox"
+                r"|operatorname|mathsf|texttt)\s*\{"), r"\\text{"),
+    (re.compile(r"\\mathrm\s*\{"), r"\\text{"),
+    (re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|\^\s*\{\s*o\s*\}"), "°"),
+    (re.compile(r"\\?%"), "%"),
+    (re.compile(r"\\\$|\$"), ""),
+    (re.compile(r"(?<=\d)\{,\}(?=\d)"), ""),
+    (re.compile(r"(?<=\d)\\,(?=\d{3}(?!\d))"), ""),
+    (re.compile(r"\\,|\\ |~"), " "),
+]
+_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:,\d{3})+)(?![\d,]|\.\d*,)")
+_DELIMS = re.compile(r"^\s*(?:\\\(|\\\[)|(?:\\\)|\\\])\s*$")
+_TRAILING = re.compile(r"[\s.;,!]+$")
+_SPACES = re.compile(r"\s+")
+
+
+def _join_thousands(text: str) -> str:
+    """`1,234,567` -> `1234567`; a list such as `1,23` or `1, 234` is left alone."""
+    return _THOUSANDS.sub(lambda m: m.group(1) + m.group(2).replace(",", ""), text)
+
+
+def normalize(text: str) -> str:
+    """The canonical spelling of one extracted answer (see the module docstring)."""
+    s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], text)
+    s = _DELIMS.sub("", s.strip())
+    s = _DROP.sub("", s)
+    for pattern, repl in _ALIASES:
+        s = pattern.sub(repl, s)
+    s = _join_thousands(s)
+    s = _SPACES.sub(" ", s).strip()
+    s = _TRAILING.sub("", s)
+    if s.endswith("\\"):  # a lone trailing backslash left by `\.` or `\,`
+        s = s[:-1].rstrip()
+    return s
+
+
+def squash(text: str) -> str:
+    """`normalize` without any space: the key of the string-equality fast path."""
+    return normalize(text).replace(" ", "")

@@ -1,0 +1,230 @@
+"""Turn one normalised answer string into a `Value`: the structure first, then each scalar.
+
+The structure is split here, by a bracket-aware scan, before any expression parser runs:
+multiple-choice letters, word answers, matrices (`pmatrix`/`bmatrix`/`array`), unions (`\\cup`),
+sets `\\{...\\}`, tuples and intervals `(a, b]`, bare lists `1, 2` (also `1 or 2`, `1 and 2`),
+relations and chains (`x = 3`, `x \\ge 2`, `1 < x < 2`, `x \\in [1, 2]`) and `a \\pm b`.
+Each leaf is then a scalar: a unit, percent or degree sign is peeled off, and the rest is read by
+`expression` (numbers by a fast path, everything else by a grammar, never by `eval`).
+
+Parsed values are cached by their string (a reference is parsed once per worker, not once per
+sample). This module does not decide equivalence.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import sympy
+
+from rlvr.verifiers.math.expression import check_size, decimals_written, parse_expression, parse_number
+from rlvr.verifiers.math.units import split_unit
+from rlvr.verifiers.math.values import (Choice, IntervalValue, Items, MatrixValue, Relation, Scalar,
+                                        Text, UnparsableAnswer, Value)
+
+MAX_ITEMS = 64
+MAX_DEPTH = 6
+_OPEN, _CLOSE = "([{", ")]}"
+_CHOICE = re.compile(r"^(?:\\text\{)?\s*\(?\s*([A-J])\s*\)?\s*\}?$")
+_WORD = re.compile(r"[A-Za-z]{3,}")
+_FUNCTION_WORDS = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "sqrt", "frac", "arcsin",
+                   "arccos", "arctan", "sinh", "cosh", "tanh", "max", "min", "gcd", "lcm", "det",
+                   "infty", "cdot", "times", "text", "begin", "end", "pmatrix", "bmatrix", "matrix",
+                   "array", "cup", "cap", "left", "right", "overline", "circ", "div", "binom",
+                   "theta", "alpha", "beta", "gamma", "delta", "lambda", "sigma", "omega", "mathbb",
+                   "emptyset", "pm", "mp", "phi", "rho", "tau", "langle", "rangle", "choose", "dfrac",
+                   "mod", "pmod", "bmod", "ldots", "cdots", "dots", "quad", "ln", "lim", "sum", "int"}
+_SEPARATORS = re.compile(r"\\text\{\s*(?:or|and|,)\s*\}|\s+(?:or|and)\s+|;")
+_MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.S)
+_RELATIONS = [("\\le", "<="), ("\\ge", ">="), ("\\ne", "!="), ("\\in", "in"), ("=", "="), ("<", "<"), (">", ">")]
+_INEQUALITY = re.compile(r"\\le(?![a-zA-Z])|\\ge(?![a-zA-Z])|<|>")
+_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
+
+
+def split_top(text: str, sep: str) -> list[str]:
+    """Split `text` at each `sep` that is outside every bracket (`\\{` counts as a bracket)."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth = max(0, depth - 1)
+        elif depth == 0 and text.startswith(sep, i) and not _inside_command(text, i, sep):
+            parts.append(text[start:i])
+            i += len(sep)
+            start = i
+            continue
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _inside_command(text: str, i: int, sep: str) -> bool:
+    """True when `sep` at `i` is a prefix of a longer command (`\\in` in `\\infty`)."""
+    end = i + len(sep)
+    return sep[-1].isalpha() and end < len(text) and text[end].isalpha()
+
+
+def _wrapped(text: str) -> tuple[str, str, str] | None:
+    """`(open, inside, close)` when one bracket pair encloses all of `text`, else None."""
+    opens = {"(": "(", "[": "[", "\\{": "\\{", "\\langle": "\\langle"}
+    for token in opens:
+        if text.startswith(token):
+            break
+    else:
+        return None
+    closes = (")", "]") if token in "([" else ("\\}",) if token == "\\{" else ("\\rangle",)
+    close = next((c for c in closes if text.endswith(c)), None)
+    if close is None:
+        return None
+    inside = text[len(token):len(text) - len(close)]
+    depth = 0
+    for ch in inside:
+        depth += ch in _OPEN
+        depth -= ch in _CLOSE
+        if depth < 0:
+            return None  # `(1)+(2)`: the first bracket closes early
+    return (token, inside, close) if depth == 0 else None
+
+
+def _is_text(text: str) -> bool:
+    """A word answer: no digits, and a word of 3+ letters that is not a LaTeX/math name."""
+    if re.search(r"\d", text):
+        return False
+    plain = re.sub(r"\\[A-Za-z]+", " ", text)
+    return any(w.lower() not in _FUNCTION_WORDS for w in _WORD.findall(plain))
+
+
+def text_key(text: str) -> str:
+    """A word answer compared case-, space- and punctuation-insensitively."""
+    plain = re.sub(r"\\text\s*\{([^{}]*)\}", r"\1", text)
+    return re.sub(r"[\s.,;:!'\"`{}()\\]", "", plain).lower()
+
+
+def _scalar(text: str) -> Scalar:
+    s = text.strip()
+    percent = s.endswith("%")
+    s = s.rstrip("%").strip()
+    degrees = s.endswith("°")
+    s = s.rstrip("°").strip()
+    head, unit = split_unit(s)
+    if unit is not None and unit.dimension == "angle":
+        degrees, unit = True, None
+    head = head.rstrip("%°").strip()
+    if not head:
+        raise UnparsableAnswer("a unit without a number")
+    number = parse_number(head)
+    if number is not None:
+        value, approx = number
+        return Scalar(value, approx, decimals_written(head), percent, degrees, unit)
+    expr = parse_expression(head)
+    if isinstance(expr, sympy.core.relational.Relational):
+        raise UnparsableAnswer("a relation where a value was expected")
+    approx = bool(re.search(r"\d\.\d|\d\.(?!\d)", head))
+    return Scalar(expr, approx, decimals_written(head), percent, degrees, unit)
+
+
+def _relation(text: str, depth: int) -> Value | None:
+    if len(_INEQUALITY.findall(text)) == 2:
+        return _chain(text, depth)
+    for latex, op in _RELATIONS:
+        parts = split_top(text, latex)
+        if len(parts) == 2 and parts[0].strip() and parts[1].strip():
+            if op in ("<", ">") and ("=" in parts[1][:1]):
+                continue
+            return Relation(op, _parse(parts[0].strip(), depth + 1), _parse(parts[1].strip(), depth + 1))
+    return None
+
+
+def _chain(text: str, depth: int) -> Value:
+    """`a < x \\le b` (the two operators may differ) as an interval of x."""
+    m = re.match(r"^(.*?)(\\le|\\ge|<|>)(.*?)(\\le|\\ge|<|>)(.*)$", text)
+    if not m:
+        raise UnparsableAnswer("a chain of relations")
+    lo, op1, mid, op2, hi = (g.strip() for g in m.groups())
+    ops = {"\\le": "<=", "\\ge": ">=", "<": "<", ">": ">"}
+    op1, op2 = ops[op1], ops[op2]
+    if op1[0] == ">" and op2[0] == ">":
+        lo, hi, op1, op2 = hi, lo, _FLIP[op2], _FLIP[op1]
+    if op1[0] != "<" or op2[0] != "<":
+        raise UnparsableAnswer("a chain of relations that is not an interval")
+    return Relation("chain", _parse(mid, depth + 1),
+                    IntervalValue(_scalar(lo), _scalar(hi), op1 == "<=", op2 == "<="))
+
+
+def _matrix(body: str, depth: int) -> MatrixValue:
+    rows = [r for r in re.split(r"\\\\", body) if r.strip() and not r.strip().startswith("\\hline")]
+    if not rows or len(rows) > MAX_ITEMS:
+        raise UnparsableAnswer("an empty or oversized matrix")
+    parsed = tuple(tuple(_parse(c.strip(), depth + 1) for c in r.split("&")) for r in rows)
+    if len({len(r) for r in parsed}) != 1:
+        raise UnparsableAnswer("a ragged matrix")
+    return MatrixValue(parsed)
+
+
+def _items(kind: str, parts: list[str], depth: int, brackets: str = "") -> Items:
+    if len(parts) > MAX_ITEMS or any(not p.strip() for p in parts):
+        raise UnparsableAnswer("an empty or oversized list")
+    return Items(kind, tuple(_parse(p.strip(), depth + 1) for p in parts), brackets)
+
+
+def _bracketed(s: str, depth: int) -> Value | None:
+    wrapped = _wrapped(s)
+    if wrapped is None:
+        return None
+    open_, inside, close = wrapped
+    parts = split_top(inside, ",")
+    if open_ == "\\{":
+        return Items("set", ()) if not inside.strip() else _items("set", parts, depth)
+    if len(parts) == 2 and open_ in "([":
+        return _items("pair", parts, depth, open_ + close)
+    if len(parts) >= 2:
+        return _items("tuple", parts, depth, open_ + close)
+    if open_ == "(" and close == ")":
+        return _parse(inside.strip(), depth + 1)
+    return None
+
+
+def _parse(text: str, depth: int) -> Value:
+    s = text.strip()
+    if depth > MAX_DEPTH:
+        raise UnparsableAnswer("nested too deeply")
+    if not s:
+        raise UnparsableAnswer("empty answer")
+    if m := _CHOICE.match(s):
+        return Choice(m.group(1))
+    if _is_text(s):
+        return Text(text_key(s))
+    if m := _MATRIX.match(s):
+        return _matrix(m.group(2), depth)
+    s = _SEPARATORS.sub(",", s)
+    for sep, kind in (("\\cup", "union"), (",", "list")):
+        parts = split_top(s, sep)
+        if len(parts) > 1:
+            return _items(kind, parts, depth)
+    bracketed = _bracketed(s, depth)
+    if bracketed is not None:
+        return bracketed
+    relation = _relation(s, depth)
+    if relation is not None:
+        return relation
+    for sign in ("\\pm", "\\mp"):
+        if len(split_top(s, sign)) == 2:
+            plus, minus = s.replace(sign, "+", 1), s.replace(sign, "-", 1)
+            return Items("list", (_parse(plus, depth + 1), _parse(minus, depth + 1)))
+    if s in ("\\emptyset", "\\{\\}", "\\text{none}"):
+        return Items("set", ())
+    return _scalar(s)
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_answer(text: str) -> Value:
+    """The `Value` of one normalised answer; raises `UnparsableAnswer`."""
+    if len(text) > 4 * 400:
+        raise UnparsableAnswer("answer too long")
+    check_size_of_all = text.count("^") > 64 or text.count("\\frac") > 64
+    if check_size_of_all:
+        check_size(text)
+    return _parse(text, 0)
