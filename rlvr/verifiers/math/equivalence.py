@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy
+from sympy.core.function import AppliedUndef
 
 from rlvr.verifiers.math.values import Choice, IntervalValue, Items, MatrixValue, Relation, Scalar, Text, Value
 
 PROBE_DIGITS = 30
-EXACT_REL_TOL = 1e-20  # two exact values agreeing to this many digits are taken as equal
+EXACT_REL_TOL = 1e-20
+MIN_ROUNDED_DECIMALS = 3  # `3.14` does not accept pi, `1.732` accepts sqrt(3)  # two exact values agreeing to this many digits are taken as equal
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def _close(a: complex, b: complex, rel_tol: float) -> bool:
 
 def _rounds_to(gold: Scalar, pred_value: complex, pred: Scalar) -> bool:
     """A rounded decimal reference accepts a more precise prediction that rounds to it."""
-    if not gold.approx or gold.decimals == 0 or abs(pred_value.imag) > 0:
+    if not gold.approx or gold.decimals < MIN_ROUNDED_DECIMALS or abs(pred_value.imag) > 0:
         return False
     if pred.approx and pred.decimals < gold.decimals + 2:
         return False
@@ -74,6 +76,9 @@ def closed_equal(a: sympy.Basic, b: sympy.Basic, approx: bool, tol: Tolerance) -
     """Equality of two expressions without free symbols."""
     if a == b:
         return True
+    a, b = _evaluated(a), _evaluated(b)
+    if a == b:
+        return True
     if a.is_Rational and b.is_Rational and not approx:
         return False
     if a.is_infinite or b.is_infinite:
@@ -82,6 +87,14 @@ def closed_equal(a: sympy.Basic, b: sympy.Basic, approx: bool, tol: Tolerance) -
     if va is None or vb is None:
         return False
     return _close(va, vb, tol.rel_tol if approx else EXACT_REL_TOL)
+
+
+def _evaluated(expr: sympy.Basic) -> sympy.Basic:
+    """`2^{100}`, `5!` as exact integers (their size is bounded by the parser's guards)."""
+    try:
+        return expr.doit() if expr.has(sympy.Pow, sympy.factorial, sympy.binomial) else expr
+    except (TypeError, ValueError, ArithmeticError, RecursionError, AttributeError):
+        return expr
 
 
 def _probe_value(expr: sympy.Basic, point: dict) -> complex | None:
@@ -184,7 +197,11 @@ def _half_line(rel: Relation) -> IntervalValue | None:
         return None
     if not lhs.expr.is_Symbol and rhs.expr.is_Symbol:
         lhs, rhs, op = rhs, lhs, {"<": ">", ">": "<", "<=": ">=", ">=": "<="}[op]
-    if not lhs.expr.is_Symbol or rhs.expr.free_symbols:
+    if rhs.expr.free_symbols:
+        return None
+    if isinstance(lhs.expr, sympy.Abs) and lhs.expr.args[0].is_Symbol and op[0] == "<":
+        return IntervalValue(Scalar(-rhs.expr), rhs, op == "<=", op == "<=")  # |x| < c
+    if not lhs.expr.is_Symbol:
         return None
     inf = Scalar(sympy.oo)
     if op[0] == ">":
@@ -200,9 +217,14 @@ def intervals_equal(g: IntervalValue, p: IntervalValue, tol: Tolerance) -> bool:
 def _solution_value(value: Value) -> Value:
     """`x = 3` -> `3` and `x \\in S` -> `S` when the left side is a lone variable."""
     if isinstance(value, Relation) and value.op in ("=", "in") and isinstance(value.lhs, Scalar) \
-            and value.lhs.expr.is_Symbol:
+            and _is_variable(value.lhs.expr):
         return value.rhs
     return value
+
+
+def _is_variable(expr: sympy.Basic) -> bool:
+    """`x`, or `f(x)` / `g(x, y)`: a name the answer is given for."""
+    return expr.is_Symbol or isinstance(expr, AppliedUndef) and all(a.is_Symbol for a in expr.args)
 
 
 def _flat(value: Value) -> tuple | None:
@@ -262,13 +284,13 @@ def _items_equal(g: Items, p: Value, tol: Tolerance) -> bool:
     if g.kind in ("tuple", "pair") or p.kind in ("tuple", "pair"):
         same = g.kind == p.kind or {g.kind, p.kind} == {"tuple", "pair"}
         return same and g.brackets == p.brackets and _ordered(g.items, p.items, tol)
-    if g.kind == "union" or p.kind == "union":
-        return g.kind == p.kind and _unordered(g.items, p.items, tol)
+    if g.kind == "union" or p.kind == "union":  # a union, or a list of intervals/inequalities
+        return "set" not in (g.kind, p.kind) and _unordered(g.items, p.items, tol)
     return _unordered(g.items, p.items, tol)  # sets and bare lists of solutions
 
 
-def _matrices_equal(g: MatrixValue, p: Value, tol: Tolerance) -> bool:
-    if isinstance(p, MatrixValue):
+def _matrices_equal(g: Value, p: Value, tol: Tolerance) -> bool:
+    if isinstance(g, MatrixValue) and isinstance(p, MatrixValue):
         return (len(g.rows) == len(p.rows) and len(g.rows[0]) == len(p.rows[0])
                 and all(_ordered(a, b, tol) for a, b in zip(g.rows, p.rows)))
     fg, fp = _flat(g), _flat(p)
@@ -292,12 +314,12 @@ def equivalent(gold: Value, pred: Value, tol: Tolerance) -> bool:
     if isinstance(g, Relation) or isinstance(p, Relation):
         gi, pi = _as_interval(g), _as_interval(p)
         return gi is not None and pi is not None and intervals_equal(gi, pi, tol)
+    if isinstance(g, MatrixValue) or isinstance(p, MatrixValue):
+        return _matrices_equal(g, p, tol)
     if isinstance(g, Items):
         return _items_equal(g, p, tol)
     if isinstance(p, Items):
         return len(p.items) == 1 and p.kind in ("set", "list") and equivalent(g, p.items[0], tol)
-    if isinstance(g, MatrixValue):
-        return _matrices_equal(g, p, tol)
     if isinstance(g, IntervalValue) or isinstance(p, IntervalValue):
         return isinstance(g, IntervalValue) and isinstance(p, IntervalValue) and intervals_equal(g, p, tol)
     if isinstance(g, Scalar) and isinstance(p, Scalar):

@@ -62,33 +62,35 @@ def _signed(sign: str, value: Fraction) -> Fraction:
     return -value if sign == "-" else value
 
 
-def parse_number(text: str) -> tuple[sympy.Rational, bool] | None:
-    """`(exact value, written as a decimal)` for a plain number, or None for anything else."""
+def parse_number(text: str) -> tuple[sympy.Rational, bool, int] | None:
+    """`(exact value, written as a decimal, decimal places)` for a plain number, else None."""
     s = text.strip()
     if m := _NUM.match(s):
-        return sympy.Rational(_signed(m.group(1), Fraction(m.group(2)))), "." in m.group(2)
+        return (sympy.Rational(_signed(m.group(1), Fraction(m.group(2)))), "." in m.group(2),
+                decimals_written(m.group(2)))
     if m := _FRAC.match(s):
         sign = "-" if (m.group(1) == "-") != (m.group(2) == "-") else ""
         if int(m.group(4)) == 0:
             return None
-        return sympy.Rational(_signed(sign, Fraction(int(m.group(3)), int(m.group(4))))), False
+        return sympy.Rational(_signed(sign, Fraction(int(m.group(3)), int(m.group(4))))), False, 0
     if m := _SLASH.match(s):
         if int(m.group(3)) == 0:
             return None
-        return sympy.Rational(_signed(m.group(1), Fraction(int(m.group(2)), int(m.group(3))))), False
+        return sympy.Rational(_signed(m.group(1), Fraction(int(m.group(2)), int(m.group(3))))), False, 0
     if m := _MIXED.match(s):
         num, den = (m.group(3), m.group(4)) if m.group(3) else (m.group(5), m.group(6))
         if int(den) == 0 or int(num) >= int(den):
             return None
-        return sympy.Rational(_signed(m.group(1), int(m.group(2)) + Fraction(int(num), int(den)))), False
+        return sympy.Rational(_signed(m.group(1), int(m.group(2)) + Fraction(int(num), int(den)))), False, 0
     if m := _SCI.match(s):
         value = Fraction(m.group(2)) * Fraction(10) ** int(m.group(3))
-        return sympy.Rational(_signed(m.group(1), value)), "." in m.group(2) or int(m.group(3)) < 0
+        # decimal places of a mantissa say nothing about absolute rounding: 0, not len(digits)
+        return sympy.Rational(_signed(m.group(1), value)), "." in m.group(2), 0
     if m := _REPEAT.match(s):
         whole, fixed, rep = m.group(2) or "0", m.group(3), m.group(4)
         value = Fraction(int(whole)) + Fraction(int(fixed or "0"), 10 ** len(fixed))
         value += Fraction(int(rep), (10 ** len(rep) - 1) * 10 ** len(fixed))
-        return sympy.Rational(_signed(m.group(1), value)), False
+        return sympy.Rational(_signed(m.group(1), value)), False, 0
     return None
 
 

@@ -47,20 +47,26 @@ _ALIASES = [
     (re.compile(r"\\mathrm\s*\{"), r"\\text{"),
     (re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|\^\s*\{\s*o\s*\}"), "°"),
     (re.compile(r"\\?%"), "%"),
+    (re.compile(r"\\\$\s*(\d[\d,]*(?:\.\d+)?)"), r"\1 \\text{ dollars}"),
     (re.compile(r"\\\$|\$"), ""),
+    (re.compile(r"(?<![\\a-zA-Z])sqrt\s*\(([^()]*)\)"), r"\\sqrt{\1}"),
+    (re.compile(r"(?<![\\a-zA-Z])(pi|infty|infinity)(?![a-zA-Z])"), r"\\\1 "),
+    (re.compile(r"\\infinity"), r"\\infty"),
     (re.compile(r"(?<=\d)\{,\}(?=\d)"), ""),
     (re.compile(r"(?<=\d)\\,(?=\d{3}(?!\d))"), ""),
     (re.compile(r"\\,|\\ |~"), " "),
 ]
-_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:,\d{3})+)(?![\d,]|\.\d*,)")
+_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:,\d{3})+|(?: \d{3})+)(?![\d,]|\.\d*,)")
 _DELIMS = re.compile(r"^\s*(?:\\\(|\\\[)|(?:\\\)|\\\])\s*$")
-_TRAILING = re.compile(r"[\s.;,!]+$")
+_TRAILING = re.compile(r"[\s.;,]+$")
 _SPACES = re.compile(r"\s+")
 
 
 def _join_thousands(text: str) -> str:
     """`1,234,567` -> `1234567`; a list such as `1,23` or `1, 234` is left alone."""
-    return _THOUSANDS.sub(lambda m: m.group(1) + m.group(2).replace(",", ""), text)
+    if re.search(r"[(\[]|\\\{", text):
+        return text  # `(1,234)` is a point, not a number
+    return _THOUSANDS.sub(lambda m: m.group(1) + re.sub("[, ]", "", m.group(2)), text)
 
 
 def normalize(text: str) -> str:

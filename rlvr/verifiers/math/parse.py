@@ -35,6 +35,8 @@ _FUNCTION_WORDS = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "sqrt
                    "theta", "alpha", "beta", "gamma", "delta", "lambda", "sigma", "omega", "mathbb",
                    "emptyset", "pm", "mp", "phi", "rho", "tau", "langle", "rangle", "choose", "dfrac",
                    "mod", "pmod", "bmod", "ldots", "cdots", "dots", "quad", "ln", "lim", "sum", "int"}
+_TEXT_NUMBER = re.compile(r"\\text\{([^{}a-zA-Z]*)\}")
+_REALS = {"\\mathbb{R}", "\\mathbb R", "\\R", "\\text{all real numbers}", "all real numbers"}
 _SEPARATORS = re.compile(r"\\text\{\s*(?:or|and|,)\s*\}|\s+(?:or|and)\s+|;")
 _MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.S)
 _RELATIONS = [("\\le", "<="), ("\\ge", ">="), ("\\ne", "!="), ("\\in", "in"), ("=", "="), ("<", "<"), (">", ">")]
@@ -117,8 +119,8 @@ def _scalar(text: str) -> Scalar:
         raise UnparsableAnswer("a unit without a number")
     number = parse_number(head)
     if number is not None:
-        value, approx = number
-        return Scalar(value, approx, decimals_written(head), percent, degrees, unit)
+        value, approx, decimals = number
+        return Scalar(value, approx, decimals, percent, degrees, unit)
     expr = parse_expression(head)
     if isinstance(expr, sympy.core.relational.Relational):
         raise UnparsableAnswer("a relation where a value was expected")
@@ -195,6 +197,11 @@ def _parse(text: str, depth: int) -> Value:
         raise UnparsableAnswer("empty answer")
     if m := _CHOICE.match(s):
         return Choice(m.group(1))
+    s = _TEXT_NUMBER.sub(r"\1", s)
+    if s.startswith("{") and s.endswith("}") and _wrapped("(" + s[1:-1] + ")"):
+        return _parse(s[1:-1], depth + 1)  # `{1,2}`, `{5}`: grouping braces around the answer
+    if s in _REALS:
+        return Items("pair", (Scalar(-sympy.oo), Scalar(sympy.oo)), "()")
     if _is_text(s):
         return Text(text_key(s))
     if m := _MATRIX.match(s):

@@ -100,6 +100,21 @@ def parse_unit(text: str) -> Unit | None:
     return Unit(f"{top.dimension}/{bottom.dimension}", top.factor / bottom.factor)
 
 
+_COMPOUND = re.compile(r"^(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*(?:and\s*|,\s*)?(\d+(?:\.\d+)?)\s*([A-Za-z]+)$")
+
+
+def _compound(plain: str) -> tuple[str, Unit | None] | None:
+    """`1 hour 30 minutes`, `5 feet 6 inches`: one number in the base unit of the dimension."""
+    m = _COMPOUND.match(plain)
+    if not m:
+        return None
+    first, second = parse_unit(m.group(2)), parse_unit(m.group(4))
+    if first is None or second is None or first.dimension != second.dimension:
+        return None
+    total = Fraction(m.group(1)) * first.factor + Fraction(m.group(3)) * second.factor
+    return f"{total.numerator}/{total.denominator}", Unit(first.dimension, Fraction(1))
+
+
 def split_unit(text: str) -> tuple[str, Unit | None]:
     """Split `text` into the number-like part and its unit; plain trailing words are dropped.
 
@@ -109,6 +124,9 @@ def split_unit(text: str) -> tuple[str, Unit | None]:
     had_text = "\\text" in text
     plain = _TEXT.sub(lambda m: " " + m.group(1) + " ", text).strip()
     plain = re.sub(r"\s*\^\s*", "^", plain)
+    compound = _compound(plain)
+    if compound is not None:
+        return compound
     m = _TAIL.search(plain)
     if not m:
         return text, None
