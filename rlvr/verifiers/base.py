@@ -23,6 +23,7 @@ ENTRY_POINT_GROUP = "rlvr.verifiers"
 
 BUILTIN_VERIFIERS: dict[str, str] = {
     "integer": "rlvr.verifiers.integer:IntegerVerifier",
+    "countdown": "rlvr.verifiers.countdown:CountdownVerifier",
     "math": "rlvr.verifiers.math:MathVerifier",
     "code": "rlvr.verifiers.code:CodeVerifier",
     "rubric": "rlvr.verifiers.rubric:RubricVerifier",
