@@ -20,6 +20,13 @@ SPLITS = ("train", "test")
 
 BUILTIN_TASKS: dict[str, str] = {
     "arithmetic": "rlvr.tasks.arithmetic:ArithmeticTask",
+    "countdown": "rlvr.tasks.countdown:CountdownTask",
+    "linear": "rlvr.tasks.linear:LinearEquationTask",
+    "gsm8k": "rlvr.tasks.loaders:Gsm8kTask",
+    "math": "rlvr.tasks.loaders:MathTask",
+    "mbpp": "rlvr.tasks.loaders:MbppTask",
+    "file": "rlvr.tasks.loaders:ColumnsTask",
+    "reasoning_gym": "rlvr.tasks.reasoning_gym:ReasoningGymTask",
 }
 
 
