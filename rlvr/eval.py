@@ -1,17 +1,43 @@
-"""Evaluation: sample n completions per problem, verify them, report pass@k / maj@k.
+"""Evaluation: sample n completions per problem, verify them, summarise pass@k, maj@k, reward.
 
-`pass_at_k` is the unbiased estimator of Chen et al. (2021), 1 - C(n-c, k) / C(n, k), in its
-numerically stable product form. `evaluate` is the one function both `rlvr eval` and the periodic
-held-out evaluation of `rlvr train` call.
+- `pass_at_k(n, c, k)`: the unbiased estimator of Chen et al. (2021), 1 - C(n-c, k) / C(n, k), in
+  its numerically stable product form 1 - prod_{i=n-c+1..n} (1 - k/i). Defined for k <= n only.
+  (The naive 1 - (1 - c/n)^k is biased and is not used anywhere.)
+- `maj_at_k(votes, k)`: the expected accuracy of a majority vote over k of the n samples, drawn
+  uniformly without replacement; ties are broken uniformly at random (so a tie scores the fraction
+  of tied answers that are right). Exact by enumeration when C(n, k) is small, else a seeded
+  Monte-Carlo estimate. Samples without an extracted answer do not vote.
+- `evaluate(...)`: the one function both `rlvr eval` and the periodic held-out evaluation of
+  `rlvr train` call. With `samples_path` every verified sample is appended to a JSONL file as soon
+  as its chunk is done, and a later call with the same file only samples what is missing: an
+  interrupted evaluation resumes where it stopped.
+
+Samples whose verification hit an infrastructure error are not scored: they are left out of their
+problem's n, counted in `infra_errors`, and retried by a resumed evaluation. This module does not
+load models or write reports (see `rlvr.report`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import itertools
+import json
+import math
+import os
+import random
+import statistics
+import time
+import warnings
+import zlib
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
 
 from rlvr.errors import InfraError
 from rlvr.rollout.base import RolloutEngine, SamplingParams
-from rlvr.types import Problem
+from rlvr.types import Problem, Verdict
+
+ANSWER_KEYS = ("normalized", "extracted", "answer")  # Verdict.info keys that name the answer given
+MAJ_EXACT_LIMIT = 2000  # enumerate all k-subsets up to this many, else sample this many
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -26,29 +52,197 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prob_all_fail
 
 
+def _vote(subset: Iterable[tuple[str | None, bool]]) -> float:
+    counts: Counter[str] = Counter()
+    right: dict[str, bool] = {}
+    for answer, passed in subset:
+        if answer is not None:
+            counts[answer] += 1
+            right[answer] = right.get(answer, False) or passed
+    if not counts:
+        return 0.0
+    top = max(counts.values())
+    tied = [a for a, c in counts.items() if c == top]
+    return sum(right[a] for a in tied) / len(tied)
+
+
+def maj_at_k(votes: Sequence[tuple[str | None, bool]], k: int, seed: int = 0) -> float | None:
+    """Expected majority-vote accuracy over k of the samples; `votes` are (answer, passed) pairs.
+
+    None when no sample has an answer (e.g. code tasks): majority voting is undefined there.
+    """
+    n = len(votes)
+    if not 1 <= k <= n:
+        raise ValueError(f"maj_at_k needs 1 <= k <= n, got n={n} k={k}")
+    if all(a is None for a, _ in votes):
+        return None
+    if math.comb(n, k) <= MAJ_EXACT_LIMIT:
+        subsets: Iterable[Sequence[int]] = itertools.combinations(range(n), k)
+        total = math.comb(n, k)
+    else:
+        rng = random.Random(seed)
+        subsets = (rng.sample(range(n), k) for _ in range(MAJ_EXACT_LIMIT))
+        total = MAJ_EXACT_LIMIT
+    return sum(_vote(votes[i] for i in s) for s in subsets) / total
+
+
+def answer_of(verdict: Verdict) -> str | None:
+    """The answer a verdict says the completion gave (the key majority voting groups by)."""
+    for key in ANSWER_KEYS:
+        value = verdict.info.get(key)
+        if value is not None:
+            return str(value)
+    return None
+
+
+# ---------------------------------------------------------------- samples on disk
+
+
+def load_samples(path: str | Path, problem_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """Saved, successfully verified samples of `path` for the given problems (others are ignored;
+    a torn last line from an interrupted write is skipped; infra-error samples are dropped, so
+    they are sampled again)."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    path = Path(path)
+    if not path.is_file():
+        return out
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                warnings.warn(f"{path}:{lineno}: unreadable sample line skipped (it is sampled again)")
+                continue
+            if isinstance(rec, dict) and rec.get("problem_id") in problem_ids \
+                    and rec.get("infra_error") is None:
+                out[rec["problem_id"]].append(rec)
+    return out
+
+
+def _append(path: Path, records: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torn = False
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as f:  # a write cut off mid-line must not swallow the next record
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+    with path.open("a", encoding="utf-8") as f:
+        if torn:
+            f.write("\n")
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _chunk_seed(params: SamplingParams, first_id: str, done: int) -> int | None:
+    """A distinct, reproducible seed per chunk, so a resumed run does not redraw the same samples."""
+    if params.seed is None:
+        return None
+    return zlib.crc32(f"{params.seed}|{first_id}|{done}".encode()) & 0x7FFFFFFF
+
+
+def _sample_and_verify(engine: RolloutEngine, pool: Any, chunk: list[tuple[Problem, int]],
+                       params: SamplingParams, timing: Counter) -> list[dict[str, Any]]:
+    """Sample the missing completions of each (problem, already done) pair, verify, make records."""
+    want = params.n - chunk[0][1]
+    sp = SamplingParams(n=want, temperature=params.temperature, top_p=params.top_p,
+                        top_k=params.top_k, max_new_tokens=params.max_new_tokens,
+                        seed=_chunk_seed(params, chunk[0][0].id, chunk[0][1]))
+    t0 = time.perf_counter()
+    groups = engine.generate([p.prompt for p, _ in chunk], sp)
+    t1 = time.perf_counter()
+    flat = [(p, done + j, c) for (p, done), g in zip(chunk, groups) for j, c in enumerate(g)]
+    verdicts = pool.verify([p for p, _, _ in flat], [c for _, _, c in flat])
+    timing["generate_s"] += t1 - t0
+    timing["verify_s"] += time.perf_counter() - t1
+    records = []
+    for (p, index, c), v in zip(flat, verdicts):
+        timing["tokens"] += len(c.completion_ids)
+        rec: dict[str, Any] = {"problem_id": p.id, "index": index, "text": c.text,
+                               "finish_reason": c.finish_reason, "num_tokens": len(c.completion_ids)}
+        if isinstance(v, InfraError):
+            rec.update(infra_error=f"{type(v).__name__}: {v}"[:2000])
+        else:
+            rec.update(reward=v.reward, passed=v.passed, status=v.status, answer=answer_of(v))
+        records.append(rec)
+    return records
+
+
 def evaluate(engine: RolloutEngine, problems: Sequence[Problem], pool: Any, *, n: int,
-             params: SamplingParams, ks: Sequence[int] = (1,)) -> dict[str, Any]:
+             params: SamplingParams, ks: Sequence[int] = (1,), samples_path: str | Path | None = None,
+             chunk_problems: int = 0, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Sample `n` completions per problem, verify them with `pool`, and summarise.
 
-    Returns {"pass@k": ..., "mean_reward": ..., "infra_errors": ..., "problems": [...]}. Samples
-    that hit an infrastructure error are left out of their problem's n (and counted).
+    `samples_path`: append every sample there and resume from it. `chunk_problems`: problems per
+    generate call (0: enough for about 64 sequences). `progress(k)` is called after every chunk
+    with the number of problems it finished. Returns `summarise(...)` plus `time/*` entries.
     """
-    groups = engine.generate([p.prompt for p in problems], SamplingParams(
-        n=n, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
-        max_new_tokens=params.max_new_tokens, seed=params.seed))
-    flat_p = [p for p, g in zip(problems, groups) for _ in g]
-    flat_c = [c for g in groups for c in g]
-    results = pool.verify(flat_p, flat_c)
-    per_problem, infra, rewards = [], 0, []
-    for i, p in enumerate(problems):
-        verdicts = results[i * n:(i + 1) * n]
-        ok = [v for v in verdicts if not isinstance(v, InfraError)]
-        infra += len(verdicts) - len(ok)
-        rewards += [v.reward for v in ok]
-        per_problem.append({"id": p.id, "n": len(ok), "correct": sum(v.passed for v in ok)})
-    report: dict[str, Any] = {"n": n, "infra_errors": infra, "problems": per_problem,
-                              "mean_reward": sum(rewards) / max(1, len(rewards))}
+    params = SamplingParams(n=n, temperature=params.temperature, top_p=params.top_p,
+                            top_k=params.top_k, max_new_tokens=params.max_new_tokens, seed=params.seed)
+    ids = {p.id for p in problems}
+    saved = load_samples(samples_path, ids) if samples_path else defaultdict(list)
+    todo = [(p, len(saved[p.id])) for p in problems if len(saved[p.id]) < n]
+    if progress and len(todo) < len(problems):
+        progress(len(problems) - len(todo))
+    size = chunk_problems or max(1, 64 // n)
+    timing: Counter = Counter()
+    infra = 0
+    todo.sort(key=lambda item: item[1])  # chunks share one "already done" count, hence one n
+    for done, group in itertools.groupby(todo, key=lambda item: item[1]):
+        group = list(group)
+        for start in range(0, len(group), size):
+            chunk = group[start:start + size]
+            records = _sample_and_verify(engine, pool, chunk, params, timing)
+            if samples_path:
+                _append(Path(samples_path), records)
+            for rec in records:
+                if rec.get("infra_error") is None:
+                    saved[rec["problem_id"]].append(rec)
+                else:
+                    infra += 1
+            if progress:
+                progress(len(chunk))
+    report = summarise(problems, saved, n=n, ks=ks)
+    report["infra_errors"] = infra
+    report.update({f"time/{k}": round(v, 3) for k, v in timing.items() if k.endswith("_s")})
+    report["new_tokens"] = timing["tokens"]
+    return report
+
+
+def summarise(problems: Sequence[Problem], samples: dict[str, list[dict[str, Any]]], *, n: int,
+              ks: Sequence[int]) -> dict[str, Any]:
+    """Metrics over problems from their verified sample records (first `n` of each problem).
+
+    pass@k and maj@k average over the problems with at least k scored samples; `*_stderr` is the
+    standard error of that mean across problems. Returns the top-level metrics and `problems`.
+    """
+    rows, rewards, statuses, truncated = [], [], Counter(), 0
+    for p in problems:
+        recs = sorted(samples.get(p.id, []), key=lambda r: r["index"])[:n]
+        votes = [(r.get("answer"), bool(r["passed"])) for r in recs]
+        row: dict[str, Any] = {"id": p.id, "n": len(recs), "correct": sum(v for _, v in votes),
+                               "mean_reward": statistics.fmean([r["reward"] for r in recs]) if recs else None,
+                               "statuses": dict(Counter(r["status"] for r in recs))}
+        for k in ks:
+            row[f"pass@{k}"] = pass_at_k(len(recs), row["correct"], k) if len(recs) >= k else None
+            row[f"maj@{k}"] = maj_at_k(votes, k) if len(recs) >= k else None
+        row["example"] = next((r["text"] for r in recs if r["passed"]), recs[0]["text"] if recs else None)
+        rewards += [r["reward"] for r in recs]
+        statuses.update(row["statuses"])
+        truncated += sum(r["finish_reason"] == "length" for r in recs)
+        rows.append(row)
+    report: dict[str, Any] = {"n": n, "ks": list(ks), "num_problems": len(problems),
+                              "num_samples": len(rewards), "infra_errors": 0,
+                              "mean_reward": statistics.fmean(rewards) if rewards else 0.0,
+                              "truncated_frac": truncated / len(rewards) if rewards else 0.0,
+                              "statuses": dict(statuses.most_common())}
     for k in ks:
-        scored = [pass_at_k(r["n"], r["correct"], k) for r in per_problem if r["n"] >= k]
-        report[f"pass@{k}"] = sum(scored) / max(1, len(scored))
+        for metric in ("pass", "maj"):
+            vals = [r[f"{metric}@{k}"] for r in rows if r[f"{metric}@{k}"] is not None]
+            empty = 0.0 if metric == "pass" else None  # maj@k is undefined without answers
+            report[f"{metric}@{k}"] = statistics.fmean(vals) if vals else empty
+            report[f"{metric}@{k}_stderr"] = (statistics.stdev(vals) / math.sqrt(len(vals))
+                                             if len(vals) > 1 else None)
+    report["problems"] = rows
     return report
