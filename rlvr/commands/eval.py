@@ -1,0 +1,263 @@
+"""`rlvr eval`: sample n completions per problem, verify them, report pass@k / maj@k / reward.
+
+    rlvr eval --task arithmetic --model smollm2-135m -n 16 -k 1,4,16
+    rlvr eval --task arithmetic --model base=smollm2-135m --model trained=runs/default/final
+    rlvr eval --run runs/default -n 8 -k 1,8        # base model, every checkpoint, final model
+
+Sampling uses the rollout engine of training; answers are judged in the verifier pool. Every
+sample is appended to `OUT/samples/<label>.jsonl` as soon as its chunk is verified, and a rerun
+with the same settings only samples what is missing: an interrupted eval resumes (`--fresh`
+starts over). Writes `OUT/results.json`, `OUT/summary.md`, `OUT/pass_at_k.png` and, for the
+checkpoints of a run, `OUT/pass_at_k_steps.png`.
+
+This command does not train and does not download: models are local directories or the embedded
+default model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlvr.errors import ConfigError
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--task", help="task name (built-in, entry point or module:Object); default: the run's "
+        "task with --run, else arithmetic")
+    add("--task-options", default=None, metavar="YAML",
+        help="task options as a YAML/JSON mapping, e.g. '{level: 1}' (default: the run's, or none)")
+    add("--split", default="test", choices=["test", "train"], help="which split to evaluate")
+    add("--limit", type=int, default=0, help="evaluate only the first N problems (0 = all)")
+    add("--model", action="append", default=[], metavar="[LABEL=]MODEL",
+        help=f"model to evaluate (repeatable): '{DEFAULT_MODEL}' (embedded) or a local model "
+        "directory; a label names it in the report (a label or directory named step-N or stepN "
+        "puts it on the across-training plot)")
+    add("--run", help="a training run directory: evaluate its base model, every checkpoint left "
+        "in it and its final model (and take its task unless --task is given)")
+    add("-n", type=int, default=16, help="samples per problem")
+    add("-k", default="1,4,16", help="comma-separated k for pass@k and maj@k (each k <= n)")
+    add("--greedy", action="store_true", help="greedy decoding: n = 1, temperature 0, k = 1")
+    add("--temperature", type=float, default=1.0)
+    add("--top-p", type=float, default=1.0)
+    add("--top-k", type=int, default=0, help="0 = off")
+    add("--max-new-tokens", type=int, default=256)
+    add("--seed", type=int, default=0)
+    add("--verifier", default="", help="override the verifier the task's problems name")
+    add("--verifier-options", default=None, metavar="YAML", help="options of the verifier(s)")
+    add("--workers", type=int, default=2, help="verifier worker processes (0 = in-process)")
+    add("--timeout-s", type=float, default=10.0, help="per-answer verification time limit")
+    add("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add("--dtype", default="float32", choices=["float32", "bfloat16"])
+    add("--batch-size", type=int, default=64, help="sequences per generate call")
+    add("--out", help="output directory (default: evals/<task>)")
+    add("--fresh", action="store_true", help="discard saved samples and start over")
+    add("--no-plot", action="store_true", help="skip the PNG plots")
+    add("--no-progress", action="store_true", help="no progress bar")
+
+
+def _yaml_mapping(text: str | None, what: str) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what}: not valid YAML: {exc}") from exc
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what}: expected a mapping like '{{key: value}}', got {text!r}")
+    return value
+
+
+def _ks(args: argparse.Namespace) -> list[int]:
+    try:
+        ks = sorted({int(x) for x in str(args.k).split(",") if x.strip()})
+    except ValueError as exc:
+        raise ConfigError(f"-k: expected comma-separated integers, got {args.k!r}") from exc
+    if not ks or ks[0] < 1 or ks[-1] > args.n:
+        raise ConfigError(f"-k: every k must be in 1..n (n = {args.n}); got {args.k!r}. pass@k "
+                          "is only defined for k <= n: raise -n or lower -k")
+    return ks
+
+
+def _step_of(text: str) -> int | None:
+    m = re.search(r"step[-_]?(\d+)", text)
+    return int(m.group(1)) if m else None
+
+
+def _models(args: argparse.Namespace, run: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """[{label, model, step}] from --model and --run."""
+    out = []
+    for spec in args.model:
+        label, sep, path = spec.partition("=")
+        if not sep:
+            label, path = (Path(spec).name or spec), spec
+        out.append({"label": label, "model": path, "step": _step_of(label) or _step_of(Path(path).name)})
+    if args.run:
+        run_dir = Path(args.run)
+        base = run.get("model", {}).get("name", DEFAULT_MODEL)
+        out.append({"label": "base (step 0)", "model": base, "step": 0})
+        for ckpt in sorted((run_dir / "checkpoints").glob("step-*"), key=lambda p: _step_of(p.name)):
+            out.append({"label": f"step {_step_of(ckpt.name)}", "model": str(ckpt),
+                        "step": _step_of(ckpt.name)})
+        if (run_dir / "final").is_dir():
+            out.append({"label": f"final (step {run.get('steps')})", "model": str(run_dir / "final"),
+                        "step": run.get("steps")})
+    out = out or [{"label": DEFAULT_MODEL, "model": DEFAULT_MODEL, "step": None}]
+    labels = [m["label"] for m in out]
+    for i, m in enumerate(out):  # each label has its own samples file: make them unique
+        if labels.count(m["label"]) > 1:
+            m["label"] = f"{m['label']} #{labels[:i + 1].count(m['label'])}"
+    return out
+
+
+def _load_run(args: argparse.Namespace) -> dict[str, Any] | None:
+    if not args.run:
+        return None
+    path = Path(args.run) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"--run {args.run}: no config.yaml there; is it a training run directory?")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _settings(args: argparse.Namespace, run: dict[str, Any] | None) -> dict[str, Any]:
+    """Everything that decides what a sample is; saved samples are reused only if it matches."""
+    task = (run or {}).get("task", {})
+    if args.greedy:
+        args.n, args.k, args.temperature = 1, "1", 0.0
+    if args.n < 1 or args.max_new_tokens < 1 or args.limit < 0:
+        raise ConfigError("-n and --max-new-tokens must be >= 1, --limit >= 0")
+    if not args.greedy and args.temperature <= 0:
+        raise ConfigError("--temperature must be > 0 (use --greedy for greedy decoding)")
+    options = _yaml_mapping(args.task_options, "--task-options") if args.task_options is not None \
+        else dict(task.get("options") or {})
+    return {"task": args.task or task.get("name") or "arithmetic", "task_options": options,
+            "split": args.split, "limit": args.limit,
+            "verifier": args.verifier or task.get("verifier", ""),
+            "verifier_options": _yaml_mapping(args.verifier_options, "--verifier-options")
+            if args.verifier_options is not None else dict(task.get("verifier_options") or {}),
+            "sampling": {"n": args.n, "temperature": args.temperature, "top_p": args.top_p,
+                         "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed}}
+
+
+def _problems(settings: dict[str, Any]) -> list:
+    from dataclasses import replace
+
+    from rlvr.tasks.base import make_task
+
+    task = make_task(settings["task"], settings["task_options"])
+    problems = list(task.problems(settings["split"]))
+    if settings["limit"]:
+        problems = problems[:settings["limit"]]
+    if not problems:
+        raise ConfigError(f"task {settings['task']!r} has no {settings['split']} problems")
+    if settings["verifier"]:
+        problems = [replace(p, verifier=settings["verifier"]) for p in problems]
+    return problems
+
+
+def _pool(settings: dict[str, Any], problems: list, args: argparse.Namespace):
+    from rlvr.verifiers.base import make_verifier
+    from rlvr.verifiers.pool import VerifierPool
+
+    names = sorted({p.verifier for p in problems})
+    verifiers = {n: make_verifier(n, settings["verifier_options"]) for n in names}
+    return VerifierPool(verifiers, workers=args.workers, timeout_s=args.timeout_s)
+
+
+def _samples_file(out: Path, entry: dict[str, Any], settings: dict[str, Any], fresh: bool) -> Path:
+    """The samples file of one model; refuses to mix samples drawn under other settings."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", entry["label"]).strip("_") or "model"
+    path, meta = out / "samples" / f"{safe}.jsonl", out / "samples" / f"{safe}.settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wanted = {k: v for k, v in settings.items() if k != "limit"}
+    wanted["model"] = entry["model"]
+    wanted["sampling"] = {k: v for k, v in settings["sampling"].items() if k != "n"}
+    if fresh:
+        path.unlink(missing_ok=True)
+    elif meta.is_file() and path.is_file() and json.loads(meta.read_text()) != wanted:
+        raise ConfigError(f"{path} holds samples drawn with other settings ({meta}); use --fresh "
+                          "to start over or --out for a new directory")
+    meta.write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _engine(model_name: str, args: argparse.Namespace):
+    import torch
+
+    from rlvr.models import load_model, load_tokenizer
+    from rlvr.rollout.hf import HFRolloutEngine
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = load_tokenizer(model_name)
+    model = load_model(model_name, dtype=args.dtype, device=device).eval()
+    return HFRolloutEngine(model, tokenizer, batch_size=args.batch_size)
+
+
+def _evaluate_model(entry: dict[str, Any], problems: list, pool, settings: dict[str, Any],
+                    ks: list[int], out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from rlvr.eval import evaluate, load_samples
+    from rlvr.rollout.base import SamplingParams
+
+    s = settings["sampling"]
+    params = SamplingParams(n=s["n"], temperature=s["temperature"], top_p=s["top_p"],
+                            top_k=s["top_k"], max_new_tokens=s["max_new_tokens"], seed=s["seed"])
+    path = _samples_file(out, entry, settings, args.fresh)
+    saved = load_samples(path, {p.id for p in problems})
+    complete = all(len(saved.get(p.id, [])) >= s["n"] for p in problems)
+    engine = _LazyEngine(entry["model"], args) if not complete else None
+    with tqdm(total=len(problems), unit="problem", desc=entry["label"], file=sys.stderr,
+              disable=args.no_progress) as bar:
+        return evaluate(engine, problems, pool, n=s["n"], params=params, ks=ks,
+                        samples_path=path, progress=bar.update)
+
+
+class _LazyEngine:
+    """Loads the model on the first generate call, so a finished eval reruns without loading it."""
+
+    def __init__(self, model_name: str, args: argparse.Namespace):
+        self.model_name, self.args, self.engine = model_name, args, None
+
+    def generate(self, prompts, params):
+        if self.engine is None:
+            self.engine = _engine(self.model_name, self.args)
+        return self.engine.generate(prompts, params)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rlvr.report import summary_table, write_report
+
+    run_config = _load_run(args)
+    settings = _settings(args, run_config)
+    ks = _ks(args)
+    problems = _problems(settings)
+    models = _models(args, run_config)
+    out = Path(args.out or f"evals/{settings['task'].replace(':', '_')}")
+    results: dict[str, Any] = {"task": settings["task"], "task_options": settings["task_options"],
+                               "split": settings["split"], "ks": ks, "sampling": settings["sampling"],
+                               "models": []}
+    with _pool(settings, problems, args) as pool:
+        for entry in models:
+            report = _evaluate_model(entry, problems, pool, settings, ks, out, args)
+            results["models"].append({**entry, "report": report})
+            notes = write_report(results, out, plot=not args.no_plot)
+    print("\n".join(summary_table(results)))
+    for note in notes:
+        print(f"rlvr eval: {note}", file=sys.stderr)
+    print(f"rlvr eval: wrote {out}/results.json, {out}/summary.md"
+          + ("" if args.no_plot or notes else f", {out}/pass_at_k.png"))
+    return 0
