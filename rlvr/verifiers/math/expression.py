@@ -25,6 +25,7 @@ from latex2sympy2_extended.latex2sympy2 import ConversionConfig, _Latex2Sympy
 from sympy.core.sympify import SympifyError
 
 from rlvr.verifiers.math.extract import _braced_end
+from rlvr.verifiers.math.fastparse import NotInSubset, fast_parse
 from rlvr.verifiers.math.values import UnparsableAnswer
 
 MAX_EXPR_CHARS = 400
@@ -169,9 +170,19 @@ def parse_expression(text: str) -> sympy.Basic:
         s = pattern.sub(repl, s)
     s = s.replace("**", "^")
     try:
+        return fast_parse(s)
+    except NotInSubset:
+        pass
+    except (ArithmeticError, ValueError, TypeError) as exc:  # 1/0, 0^{-1}: no value
+        raise UnparsableAnswer(f"cannot evaluate {text[:80]!r}: {type(exc).__name__}") from None
+    try:
         expr = _Converter(config=_CONFIG).parse(s)
     except _PARSE_ERRORS as exc:
         raise UnparsableAnswer(f"cannot parse {text[:80]!r}: {type(exc).__name__}") from None
+    except Exception as exc:  # noqa: BLE001 - the grammar's converter raises plain Exception
+        # for constructs it does not support; model text must end as "unparsable", never as an
+        # infrastructure error. Only this third-party call is inside the try.
+        raise UnparsableAnswer(f"cannot parse {text[:80]!r}: {exc!s:.80}") from None
     if not isinstance(expr, (sympy.Expr, sympy.core.relational.Relational)):
         raise UnparsableAnswer(f"{text[:80]!r} is not an expression")
     return _exact(expr)

@@ -41,6 +41,8 @@ _ALIASES = [
     (re.compile(r"\\(?:lbrace)(?![a-zA-Z])"), r"\\{"),
     (re.compile(r"\\(?:rbrace)(?![a-zA-Z])"), r"\\}"),
     (re.compile(r"\\(?:lvert|rvert|vert)(?![a-zA-Z])"), "|"),
+    (re.compile(r"\\langle(?![a-zA-Z])"), "("),
+    (re.compile(r"\\rangle(?![a-zA-Z])"), ")"),
     (re.compile(r"\\(?:cdotp|centerdot)(?![a-zA-Z])"), r"\\cdot"),
     (re.compile(r"\\(?:textbf|mathbf|textit|mathit|boldsymbol|bm|textrm|textnormal|mbox|hbox"
                 r"|operatorname|mathsf|texttt)\s*\{"), r"\\text{"),
