@@ -215,10 +215,16 @@ def intervals_equal(g: IntervalValue, p: IntervalValue, tol: Tolerance) -> bool:
 
 
 def _solution_value(value: Value) -> Value:
-    """`x = 3` -> `3` and `x \\in S` -> `S` when the left side is a lone variable."""
-    if isinstance(value, Relation) and value.op in ("=", "in") and isinstance(value.lhs, Scalar) \
-            and _is_variable(value.lhs.expr):
-        return value.rhs
+    """`x = 3` / `3 = x` -> `3`, `x \\in S` -> `S`, and `6/2 = 3` (a worked value) -> `3`."""
+    if not isinstance(value, Relation) or value.op not in ("=", "in"):
+        return value
+    lhs, rhs = value.lhs, value.rhs
+    if isinstance(lhs, Scalar) and _is_variable(lhs.expr):
+        return rhs
+    if value.op == "=" and isinstance(rhs, Scalar) and _is_variable(rhs.expr):
+        return lhs
+    if value.op == "=" and isinstance(lhs, Scalar) and not lhs.expr.free_symbols:
+        return rhs
     return value
 
 

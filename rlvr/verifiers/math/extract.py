@@ -70,7 +70,7 @@ def _phrase_answer(text: str) -> str | None:
     for m in reversed(matches):
         rest = text[m.end():m.end() + MAX_ANSWER_CHARS]
         end = _SENTENCE_END.search(rest)
-        candidate = (rest[:end.start()] if end else rest.split("\n", 1)[0]).strip()
+        candidate = (rest[:end.start()] if end else rest.split("\n", 1)[0]).strip(" \t*_")
         if candidate:
             return candidate
     return None

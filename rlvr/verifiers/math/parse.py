@@ -35,6 +35,11 @@ _FUNCTION_WORDS = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "sqrt
                    "theta", "alpha", "beta", "gamma", "delta", "lambda", "sigma", "omega", "mathbb",
                    "emptyset", "pm", "mp", "phi", "rho", "tau", "langle", "rangle", "choose", "dfrac",
                    "mod", "pmod", "bmod", "ldots", "cdots", "dots", "quad", "ln", "lim", "sum", "int"}
+_NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+                      "ninety": 90, "hundred": 100, "a hundred": 100, "one hundred": 100})
 _TEXT_NUMBER = re.compile(r"\\text\{([^{}a-zA-Z]*)\}")
 _REALS = {"\\mathbb{R}", "\\mathbb R", "\\R", "\\text{all real numbers}", "all real numbers"}
 _SEPARATORS = re.compile(r"\\text\{\s*(?:or|and|,)\s*\}|\s+(?:or|and)\s+|;")
@@ -133,6 +138,8 @@ def _relation(text: str, depth: int) -> Value | None:
         return _chain(text, depth)
     for latex, op in _RELATIONS:
         parts = split_top(text, latex)
+        if op == "=" and len(parts) > 2:
+            parts = [parts[0], parts[-1]]  # `x = 2 + 1 = 3`: the first and the last side
         if len(parts) == 2 and parts[0].strip() and parts[1].strip():
             if op in ("<", ">") and ("=" in parts[1][:1]):
                 continue
@@ -202,6 +209,8 @@ def _parse(text: str, depth: int) -> Value:
         return _parse(s[1:-1], depth + 1)  # `{1,2}`, `{5}`: grouping braces around the answer
     if s in _REALS:
         return Items("pair", (Scalar(-sympy.oo), Scalar(sympy.oo)), "()")
+    if s.lower() in _NUMBER_WORDS:
+        return Scalar(sympy.Integer(_NUMBER_WORDS[s.lower()]))
     if _is_text(s):
         return Text(text_key(s))
     if m := _MATRIX.match(s):
