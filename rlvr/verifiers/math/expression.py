@@ -25,7 +25,7 @@ from latex2sympy2_extended.latex2sympy2 import ConversionConfig, _Latex2Sympy
 from sympy.core.sympify import SympifyError
 
 from rlvr.verifiers.math.extract import _braced_end
-from rlvr.verifiers.math.fastparse import NotInSubset, fast_parse
+from rlvr.verifiers.math.fastparse import NotInSubset, TooLarge, fast_parse
 from rlvr.verifiers.math.values import UnparsableAnswer
 
 MAX_EXPR_CHARS = 400
@@ -125,6 +125,8 @@ def check_size(text: str) -> None:
     for exponent in _exponents(text):
         if "^" in exponent and not re.search(r"[a-zA-Z]", exponent.replace("\\frac", "")):
             raise UnparsableAnswer("a numeric tower of exponents")
+        if any("^" in inner for inner in _exponents(exponent)):
+            raise UnparsableAnswer("a tower of three or more exponents")
         if any(int(n) > MAX_EXPONENT for n in re.findall(r"\d{1,400}", exponent)):
             raise UnparsableAnswer(f"an exponent above {MAX_EXPONENT}")
     for n in re.findall(r"(\d+)\s*!", text) + re.findall(r"\\binom\s*\{\s*(\d+)", text):
@@ -173,6 +175,8 @@ def parse_expression(text: str) -> sympy.Basic:
         return fast_parse(s)
     except NotInSubset:
         pass
+    except TooLarge as exc:
+        raise UnparsableAnswer(str(exc)) from None
     except (ArithmeticError, ValueError, TypeError) as exc:  # 1/0, 0^{-1}: no value
         raise UnparsableAnswer(f"cannot evaluate {text[:80]!r}: {type(exc).__name__}") from None
     try:

@@ -30,8 +30,35 @@ _PRODUCT = {"*", "\\cdot", "\\times"}
 _QUOTIENT = {"/", "\\div"}
 
 
+MAX_RESULT_DIGITS = 10_000  # an exact power or factorial with more digits is refused
+
+
 class NotInSubset(ValueError):
     """The input uses something this parser does not read; use the full grammar instead."""
+
+
+class TooLarge(ValueError):
+    """An exact number in the input would have more than `MAX_RESULT_DIGITS` digits."""
+
+
+def _digits(value: sympy.Basic) -> float:
+    """About how many decimal digits the numerator or denominator of a rational has."""
+    if not value.is_Rational:
+        return 0.0
+    return max(abs(value.p).bit_length(), abs(value.q).bit_length()) * 0.30103
+
+
+def _power(base: sympy.Expr, exponent: sympy.Expr) -> sympy.Expr:
+    """`base ** exponent`, refusing exact results too large to compute (`(10^{999})^{999}`)."""
+    if exponent.is_Rational and base.is_Rational and abs(exponent) * _digits(base) > MAX_RESULT_DIGITS:
+        raise TooLarge("a power with too many digits")
+    return sympy.exp(exponent) if base == sympy.E else sympy.Pow(base, exponent)
+
+
+def _factorial(value: sympy.Expr) -> sympy.Expr:
+    if value.is_Integer and value > 3_000:
+        raise TooLarge("a factorial with too many digits")
+    return sympy.factorial(value)
 
 
 def _tokens(text: str) -> list[str]:
@@ -100,13 +127,13 @@ class _Parser:
         base = self.atom()
         while self.peek() == "!":
             self.take()
-            base = sympy.factorial(base)
+            base = _factorial(base)
         if self.peek() == "^":
             self.take()
             exponent = self.exponent()
             if self.peek() == "^":
                 raise NotInSubset("chained powers")
-            return sympy.exp(exponent) if base == sympy.E else sympy.Pow(base, exponent)
+            return _power(base, exponent)
         return base
 
     def exponent(self) -> sympy.Expr:
@@ -163,7 +190,10 @@ class _Parser:
         if name in _GREEK:
             return sympy.Symbol(name)
         if name == "binom":
-            return sympy.binomial(self.group("{", "}"), self.group("{", "}"))
+            n, k = self.group("{", "}"), self.group("{", "}")
+            if n.is_Integer and n > 3_000:
+                raise TooLarge("a binomial with too many digits")
+            return sympy.binomial(n, k)
         if name in _FUNCTIONS:
             return self.function(name)
         raise NotInSubset(f"command {tok}")
@@ -187,7 +217,7 @@ class _Parser:
                     and self.peek()[1:] not in _FUNCTIONS and self.peek() != "|":
                 arg = arg * self.power()
         value = sympy.log(arg, base) if base is not None else _FUNCTIONS[name](arg)
-        return value ** power if power is not None else value
+        return _power(value, power) if power is not None else value
 
     @staticmethod
     def _letter(tok: str) -> sympy.Expr:

@@ -62,6 +62,7 @@ _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:,\d{3})+|(?: \d{3})+)(?![\d,]|
 _DELIMS = re.compile(r"^\s*(?:\\\(|\\\[)|(?:\\\)|\\\])\s*$")
 _TRAILING = re.compile(r"[\s.;,]+$")
 _SPACES = re.compile(r"\s+")
+_BRACKET_SPACES = re.compile(r"([(\[])\s+|\s+([)\]])")
 
 
 def _join_thousands(text: str) -> str:
@@ -80,6 +81,7 @@ def normalize(text: str) -> str:
         s = pattern.sub(repl, s)
     s = _join_thousands(s)
     s = _SPACES.sub(" ", s).strip()
+    s = _BRACKET_SPACES.sub(lambda m: m.group(1) or m.group(2), s)
     s = _TRAILING.sub("", s)
     if s.endswith("\\"):  # a lone trailing backslash left by `\.` or `\,`
         s = s[:-1].rstrip()

@@ -1,0 +1,125 @@
+"""The math verifier on its own: the labelled regression table, extraction, normalisation,
+options, and that model text never reaches `eval`."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from pathlib import Path
+
+import pytest
+
+from rlvr.errors import ConfigError, DataError
+from rlvr.types import Completion, Problem
+from rlvr.verifiers.base import make_verifier
+from rlvr.verifiers.math import MathVerifier
+from rlvr.verifiers.math.extract import extract_answer, extract_reference, last_boxed
+from rlvr.verifiers.math.normalize import normalize
+
+CASES_PATH = Path(__file__).with_name("math_cases.jsonl")
+CASES = [json.loads(line) for line in CASES_PATH.read_text().splitlines() if line.strip()]
+VERIFIER = MathVerifier()
+
+
+def judge(gold: str, completion: str, verifier: MathVerifier = VERIFIER):
+    return verifier.verify(Problem("t", "", "math", {"answer": gold}), Completion(completion))
+
+
+def test_table_is_large_and_covers_every_family_with_negatives():
+    families = {c["family"] for c in CASES}
+    assert len(CASES) >= 300
+    assert {"extraction", "units", "percent", "matrix", "choice", "text", "equation",
+            "interval_inequality", "sets_tuples", "expression", "near_miss"} <= families
+    negatives = sum(not c["expected"] for c in CASES)
+    assert negatives >= len(CASES) // 3
+    for family in families:
+        assert any(not c["expected"] for c in CASES if c["family"] == family) or family == "assorted"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{i}-{c['family']}" for i, c in enumerate(CASES)])
+def test_regression_table(case):
+    verdict = judge(case["gold"], case["completion"])
+    assert verdict.passed is case["expected"], verdict
+    assert verdict.reward == (1.0 if case["expected"] else 0.0)
+
+
+def test_registered_under_math_and_json_info():
+    verifier = make_verifier("math", {"rel_tol": 1e-3})
+    verdict = verifier.verify(Problem("t", "", "math", {"answer": "1/3"}), Completion(r"\boxed{0.3334}"))
+    assert verdict.passed and verdict.status == "correct"
+    json.dumps(dict(verdict.info))  # info must be JSON-serialisable
+
+
+@pytest.mark.parametrize("text, expected", [
+    (r"so \boxed{\frac{a}{b^{2}}} done", r"\frac{a}{b^{2}}"),
+    (r"\boxed{1} then \fbox{2}", "2"),
+    (r"\boxed{\{1,2\}}", r"\{1,2\}"),
+    (r"\boxed{unclosed", None),
+])
+def test_last_boxed_matches_nested_braces(text, expected):
+    assert last_boxed(text) == expected
+
+
+def test_extraction_order_and_fallback():
+    assert extract_answer("<answer>7</answer> and \\boxed{5}").text == "7"
+    assert extract_answer("blah\n#### 1,200").text == "1,200"
+    assert extract_answer("The final answer is $\\frac{1}{2}$. Done.").text == "$\\frac{1}{2}$"
+    assert extract_answer("I got 3 and then 4") is None
+    assert extract_answer("I got 3 and then 4", last_number=True).text == "4"
+    assert extract_reference("42") == "42"
+    assert extract_reference("Add them: 2+2=4.\n#### 4") == "4"
+
+
+def test_last_number_fallback_is_opt_in():
+    text = "Adding the apples gives 12 apples in total."
+    assert judge("12", text).status == "no_answer"
+    assert judge("12", text, MathVerifier(last_number_fallback=True)).passed
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (r"\$1,234.50", r"1234.50 \text{ dollars}"), (r"\left( 1, 2 \right]", "(1, 2]"),
+    (r"\dfrac{1}{2}.", r"\frac{1}{2}"), (r"1{,}000", "1000"), (r"x \leq 3", r"x \le 3"),
+    (r"30^{\circ}", "30°"), (r"50\%", "50%"), ("(1,234)", "(1,234)"),
+])
+def test_normalize(raw, expected):
+    assert normalize(raw) == expected
+
+
+def test_rel_tol_applies_only_to_decimals():
+    loose = MathVerifier(rel_tol=1e-2)
+    assert judge("100", r"\boxed{100.5}", loose).passed  # a decimal was written
+    assert not judge("100", r"\boxed{\frac{201}{2}}", loose).passed  # exact numbers: exact
+
+
+def test_bad_options_and_missing_reference_are_errors():
+    with pytest.raises(ConfigError):
+        MathVerifier(rel_tol=-1)
+    with pytest.raises(DataError):
+        VERIFIER.verify(Problem("t", "", "math", {}), Completion(r"\boxed{1}"))
+
+
+def test_statuses():
+    assert judge("2", "no idea").status == "no_answer"
+    assert judge("2", r"\boxed{(((}").status == "unparsable"
+    assert judge("2", "\\boxed{" + "1+" * 20_000 + "1}").status == "unparsable"
+    assert judge("2", "\\boxed{" + "1+" * 60_000 + "1}").status == "no_answer"  # box before the tail
+    assert judge(r"\frac{", r"\boxed{2}").status == "unparsable_reference"
+
+
+HOSTILE = [r"\boxed{__import__('os').system('echo pwned')}", r"\boxed{eval('1+1')}",
+           r"\boxed{x.__class__}", r"\boxed{lambda: 0}", r"\boxed{\text{exec('import os')}}",
+           r"\boxed{Symbol('x')}", r"\boxed{f(x)}", r"\boxed{\frac{1}{2}x^2+\sin x}"]
+
+
+@pytest.mark.parametrize("completion", HOSTILE)
+def test_model_text_never_reaches_eval(completion, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("eval/exec called while verifying model text")
+
+    monkeypatch.setattr(builtins, "eval", refuse)
+    monkeypatch.setattr(builtins, "exec", refuse)
+    import sympy.parsing.sympy_parser as sympy_parser
+
+    monkeypatch.setattr(sympy_parser, "parse_expr", refuse)
+    verdict = judge("2", completion)
+    assert verdict.reward == 0.0 and verdict.status in ("wrong", "unparsable")
