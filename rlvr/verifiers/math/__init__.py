@@ -36,6 +36,7 @@ from rlvr.verifiers.math.values import Choice, Text, UnparsableAnswer, Value
 __all__ = ["MathVerifier"]
 
 _INFO_CHARS = 200
+_OTHER_CHOICE = re.compile(r"\(\s*[A-J]\s*\)|(?<![A-Za-z\\])[A-J](?![A-Za-z])")
 _CHOICE_IN_TEXT = re.compile(
     r"^(?:\\text\{)?\s*(?:(?:option|choice|answer)\s*:?\s*)?\(?\s*([A-J])\s*\)?(?=[\s.:)}]|$)", re.I)
 
@@ -92,7 +93,9 @@ def _special_case(gold: Value, pred_text: str) -> bool | None:
     """Multiple-choice letters and word answers are compared on the text, not parsed."""
     if isinstance(gold, Choice):
         m = _CHOICE_IN_TEXT.match(pred_text)
-        return m is not None and m.group(1).upper() == gold.letter.upper()
+        if m is None or _OTHER_CHOICE.search(pred_text[m.end():]):
+            return False  # no letter, or several: `(C) and (D)`
+        return m.group(1).upper() == gold.letter.upper()
     if isinstance(gold, Text):
         return text_key(pred_text) == gold.text
     return None

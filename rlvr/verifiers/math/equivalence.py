@@ -112,9 +112,22 @@ def symbolic_equal(a: sympy.Basic, b: sympy.Basic, approx: bool, tol: Tolerance)
     if not (a.free_symbols <= b.free_symbols or b.free_symbols <= a.free_symbols):
         return False  # `x + 1` and `y + 1`; `x - x + 1` and `1` are left to probing
     rng = random.Random(tol.seed)
+    if not _agree_at_points(a, b, symbols, rng, 1, approx, tol):
+        return False
+    if _agree_at_points(a, b, symbols, rng, -1, approx, tol):
+        return True
+    # They agree for positive values only: `log(xy)` vs `log x + log y` is accepted (identities
+    # that hold on the natural domain), `|x|` vs `x` is not.
+    return (a.has(sympy.log) or b.has(sympy.log) or any(
+        p.exp.is_Rational and not p.exp.is_Integer for p in (a.atoms(sympy.Pow) | b.atoms(sympy.Pow))))
+
+
+def _agree_at_points(a: sympy.Basic, b: sympy.Basic, symbols: list, rng: random.Random, sign: int,
+                     approx: bool, tol: Tolerance) -> bool:
+    """Whether `a` and `b` agree at random points whose coordinates have the given sign."""
     agreeing = 0
     for _ in range(tol.probe_points * 2):
-        point = {s: sympy.Rational(rng.randint(31, 270), 100) for s in symbols}
+        point = {s: sympy.Rational(sign * rng.randint(31, 270), 100) for s in symbols}
         va, vb = _probe_value(a, point), _probe_value(b, point)
         if va is None or vb is None:
             continue
@@ -123,7 +136,7 @@ def symbolic_equal(a: sympy.Basic, b: sympy.Basic, approx: bool, tol: Tolerance)
         agreeing += 1
         if agreeing >= tol.probe_points:
             return True
-    return agreeing >= 3
+    return agreeing >= min(3, tol.probe_points) or sign < 0 and agreeing == 0
 
 
 def expressions_equal(a: sympy.Basic, b: sympy.Basic, approx: bool, tol: Tolerance) -> bool:

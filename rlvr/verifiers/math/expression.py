@@ -156,12 +156,15 @@ _PARSE_ERRORS = (UnparsableAnswer, ValueError, TypeError, AttributeError, IndexE
                  NotImplementedError, ArithmeticError, SympifyError, RecursionError)
 
 
+_I = sympy.Symbol("i")
+
+
 def _exact(expr: sympy.Basic) -> sympy.Basic:
-    """Replace every float in `expr` by the exact rational its decimal digits spell."""
-    floats = expr.atoms(sympy.Float)
-    if not floats:
-        return expr
-    return expr.xreplace({f: sympy.Rational(str(f)) for f in floats})
+    """Every float in `expr` as the exact rational its digits spell, and `i` as the imaginary unit."""
+    replace = {f: sympy.Rational(str(f)) for f in expr.atoms(sympy.Float)}
+    if _I in expr.free_symbols:
+        replace[_I] = sympy.I
+    return expr.xreplace(replace) if replace else expr
 
 
 def parse_expression(text: str) -> sympy.Basic:
@@ -172,7 +175,7 @@ def parse_expression(text: str) -> sympy.Basic:
         s = pattern.sub(repl, s)
     s = s.replace("**", "^")
     try:
-        return fast_parse(s)
+        return _exact(fast_parse(s))
     except NotInSubset:
         pass
     except TooLarge as exc:

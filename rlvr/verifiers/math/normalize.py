@@ -32,6 +32,8 @@ _ALIASES = [
     (re.compile(r"\\(?:leq|leqslant|leqq)(?![a-zA-Z])"), r"\\le"),
     (re.compile(r"\\(?:geq|geqslant|geqq)(?![a-zA-Z])"), r"\\ge"),
     (re.compile(r"\\(?:neq)(?![a-zA-Z])"), r"\\ne"),
+    (re.compile(r"^\s*(?:\\approx|=)\s*"), ""),
+    (re.compile(r"\\approx(?![a-zA-Z])"), "="),
     (re.compile(r"\\lt(?![a-zA-Z])"), "<"),
     (re.compile(r"\\gt(?![a-zA-Z])"), ">"),
     (re.compile(r"<="), r"\\le "),
