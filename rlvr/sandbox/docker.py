@@ -1,0 +1,329 @@
+"""`DockerSandbox`: run untrusted programs in locked-down containers, with a warm pool.
+
+A pooled container runs `rlvr.sandbox.harness` as its PID 1 and serves one program at a time over
+its attached stdin/stdout, so a short program costs a process start inside a running container
+rather than a container start (tens of milliseconds instead of about half a second). The policy
+of every container is in `rlvr.sandbox.engine`. Between runs:
+
+- every process of the run is killed (`kill(-1)` from PID 1, which no process inside can signal
+  or trace: the kernel protects a namespace's init, and the harness makes itself undumpable);
+- the run's private directory is deleted; each run gets a fresh one;
+- the harness checks for anything else a run could leave for the next (processes, files in the
+  work dir, `/dev/shm`, POSIX message queues, System V IPC objects): a container with any of it
+  is discarded and replaced, never reused.
+
+The wall-clock limit is enforced twice: by the harness (kills the program at `timeout_s`) and from
+the host (a harness that has not answered `grace_s` later gets its container removed).
+A container whose connection breaks mid-run (engine restarted, container killed) raises
+`SandboxError` for that run: the sample is masked, never scored 0; the next run starts a fresh
+container. Containers are removed on `close()`, at interpreter exit, when rlvr's connection
+closes (stdin closes, the harness exits, the engine auto-removes), and `remove_stale` deletes
+leftovers of dead rlvr processes at start-up.
+
+This module does not judge outputs (verifiers do) and does not build images (`rlvr.sandbox.image`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import select
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rlvr.errors import SandboxError
+from rlvr.sandbox import engine, harness
+from rlvr.sandbox.base import ExecutionResult, Limits, Program, result_of
+
+_FRAME = struct.Struct(">BxxxI")  # Docker's multiplexed stream: stream id, 3 pad bytes, size
+_MAX_DIAG_BYTES = 64 << 10
+
+
+class _Lost(Exception):
+    """The connection to a container broke (it died, or the engine went away)."""
+
+
+class _HostTimeout(Exception):
+    """The harness did not answer in time."""
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The container-level limits; containers are pooled per shape."""
+
+    memory_mb: int
+    pids: int
+    cpus: float
+    disk_mb: int
+
+    @classmethod
+    def of(cls, limits: Limits) -> "_Shape":
+        return cls(limits.memory_mb, limits.pids, limits.cpus, limits.disk_mb)
+
+
+class _Container:
+    """One started container with its harness, and the attached socket that talks to it."""
+
+    def __init__(self, api, cid: str, sock, shape: _Shape):
+        self.api, self.id, self.shape = api, cid, shape
+        self._sock = getattr(sock, "_sock", sock)
+        self._keep = sock  # the wrapper owns the socket; keep it alive
+        self._stdout = bytearray()
+        self.diagnostics = bytearray()
+        self.hello: dict[str, Any] = {}
+        self.runs = 0
+
+    @classmethod
+    def start(cls, api, image: str, shape: _Shape, runtime: str | None, idle_exit_s: float,
+              startup_timeout_s: float) -> "_Container":
+        config = engine.host_config(api, shape.memory_mb, shape.pids, shape.cpus, shape.disk_mb,
+                                    runtime)
+        command = ["python3", "-E", "-s", "-c", _HARNESS_SOURCE, engine.WORK_DIR, str(idle_exit_s)]
+        cid = engine.create_container(api, image, command, config)
+        try:
+            sock = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1,
+                                                  "stream": 1})
+            container = cls(api, cid, sock, shape)
+            api.start(cid)
+            container.hello = container.receive(time.monotonic() + startup_timeout_s)
+        except BaseException:
+            _remove(api, cid)
+            raise
+        if not container.hello.get("ready"):
+            _remove(api, cid)
+            raise SandboxError(f"sandbox harness did not start: {container.hello}")
+        return container
+
+    def alive(self) -> bool:
+        """False when the engine already closed the connection (container gone)."""
+        try:
+            readable, _, _ = select.select([self._sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        if not readable:
+            return True
+        try:
+            self._read_frame(time.monotonic() + 0.5)
+        except (_Lost, _HostTimeout):
+            return False
+        return True
+
+    def request(self, message: dict, timeout_s: float) -> dict:
+        try:
+            self._sock.sendall(harness.encode_message(message))
+        except OSError as exc:
+            raise _Lost(f"sending to the container failed: {exc}") from exc
+        return self.receive(time.monotonic() + timeout_s)
+
+    def receive(self, deadline: float) -> dict:
+        size = harness.HEADER.size
+        while len(self._stdout) < size:
+            self._read_frame(deadline)
+        (length,) = harness.HEADER.unpack(self._stdout[:size])
+        while len(self._stdout) < size + length:
+            self._read_frame(deadline)
+
+        body = bytes(self._stdout[size:size + length])
+        del self._stdout[:size + length]
+        return json.loads(body.decode("utf-8"))
+
+    def _read_frame(self, deadline: float) -> None:
+        stream, size = _FRAME.unpack(self._read_exact(_FRAME.size, deadline))
+        payload = self._read_exact(size, deadline)
+        if stream == 1:
+            self._stdout += payload
+        else:
+            self.diagnostics = (self.diagnostics + payload)[-_MAX_DIAG_BYTES:]
+
+    def _read_exact(self, n: int, deadline: float) -> bytes:
+        chunks, got = [], 0
+        while got < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _HostTimeout()
+            self._sock.settimeout(left)
+            try:
+                chunk = self._sock.recv(n - got)
+            except socket.timeout:
+                raise _HostTimeout() from None
+            except OSError as exc:
+                raise _Lost(f"connection to the container broke: {exc}") from exc
+            if not chunk:
+                raise _Lost("the container closed its connection")
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        _remove(self.api, self.id)
+
+
+def _remove(api, cid: str) -> None:
+    try:
+        api.remove_container(cid, force=True)
+    except engine.engine_errors():
+        pass  # already gone (auto-removed), or the engine is down and took it with it
+
+
+def _harness_source() -> str:
+    with open(harness.__file__, encoding="utf-8") as fh:
+        return fh.read()
+
+
+_HARNESS_SOURCE = _harness_source()
+
+
+class DockerSandbox:
+    """Runs programs in pooled, locked-down containers (see the module docstring).
+
+    Options: `image` (any image with `python3`; default built by `rlvr sandbox build-image`),
+    `runtime` ("auto": gVisor `runsc` when installed; "default"; or a runtime name), `pool_size`
+    (idle containers kept per limits shape), `pooled` (False: a fresh container per run),
+    `base_url` (Docker host; default from the environment), `grace_s` (host-side slack past the
+    program's own timeout), `startup_timeout_s`, `idle_exit_s` (a pooled container exits after
+    this long unused). The Docker client is created lazily, so the object pickles cheaply.
+    """
+
+    def __init__(self, image: str = engine.DEFAULT_IMAGE, runtime: str = "auto",
+                 pool_size: int = 2, pooled: bool = True, base_url: str | None = None,
+                 grace_s: float = 3.0, startup_timeout_s: float = 30.0,
+                 idle_exit_s: float = 3600.0):
+        self.image, self.runtime, self.pool_size, self.pooled = image, runtime, pool_size, pooled
+        self.base_url, self.grace_s = base_url, grace_s
+        self.startup_timeout_s, self.idle_exit_s = startup_timeout_s, idle_exit_s
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._api = None
+        self._runtime: str | None = None
+        self._idle: dict[_Shape, list[_Container]] = {}
+        self._busy: set[_Container] = set()
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self.started = 0  # containers started by this object (for tests and benchmarks)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()
+                if k in ("image", "runtime", "pool_size", "pooled", "base_url", "grace_s",
+                         "startup_timeout_s", "idle_exit_s")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_state()
+
+    # ---- engine ---------------------------------------------------------------------------
+
+    def _engine(self):
+        if self._pid != os.getpid():  # a forked child must not share the parent's containers
+            self._reset_state()
+        if self._api is None:
+            api = engine.connect(self.base_url)
+            engine.check_image(api, self.image)
+            self._runtime = engine.pick_runtime(api, self.runtime)
+            engine.remove_stale(api)
+            self._api = api
+            atexit.register(self.close)
+        return self._api
+
+    @property
+    def runtime_in_use(self) -> str:
+        self._engine()
+        return self._runtime or "default"
+
+    def _acquire(self, shape: _Shape) -> _Container:
+        api = self._engine()
+        with self._lock:
+            idle = self._idle.get(shape, [])
+            while idle:
+                container = idle.pop()
+                if container.alive():
+                    self._busy.add(container)
+                    return container
+                container.close()
+        try:
+            container = _Container.start(api, self.image, shape, self._runtime, self.idle_exit_s,
+                                         self.startup_timeout_s)
+        except (_Lost, _HostTimeout) as exc:
+            raise SandboxError(f"sandbox container failed to start: {exc}") from exc
+        except engine.engine_errors() as exc:
+            raise SandboxError(f"Docker engine failed to start a sandbox container: {exc}") from exc
+        with self._lock:
+            self.started += 1
+            self._busy.add(container)
+        return container
+
+    def _release(self, container: _Container, reuse: bool) -> None:
+        with self._lock:
+            self._busy.discard(container)
+            idle = self._idle.setdefault(container.shape, [])
+            if reuse and self.pooled and len(idle) < self.pool_size:
+                idle.append(container)
+                return
+        container.close()
+
+    # ---- the protocol ---------------------------------------------------------------------
+
+    def run(self, program: Program, limits: Limits) -> ExecutionResult:
+        container = self._acquire(_Shape.of(limits))
+        request = {"source": program.source, "stdin": program.stdin, "files": dict(program.files),
+                   "collect": list(program.collect), "python": "python3",
+                   "limits": {"timeout_s": limits.timeout_s, "output_bytes": limits.output_bytes,
+                              "file_mb": limits.disk_mb}}
+        start = time.monotonic()
+        try:
+            reply = container.request(request, limits.timeout_s + self.grace_s)
+        except _HostTimeout:
+            self._release(container, reuse=False)
+            return ExecutionResult(None, "", "", timed_out=True, wall_s=time.monotonic() - start)
+        except _Lost as exc:
+            self._release(container, reuse=False)
+            raise SandboxError(f"sandbox container {container.id[:12]} was lost mid-run "
+                               f"({exc}); {self._engine_state()}") from exc
+        except BaseException:  # interrupted: the container's state is unknown, never reuse it
+            self._release(container, reuse=False)
+            raise
+        container.runs += 1
+        if "error" in reply:
+            self._release(container, reuse=False)
+            raise SandboxError(f"sandbox harness failed: {reply['error']}")
+        self._release(container, reuse=not reply.get("dirt"))
+        return result_of(reply)
+
+    def _engine_state(self) -> str:
+        try:
+            self._api.ping()
+        except engine.engine_errors():
+            return "the Docker engine is not answering"
+        return "the Docker engine is up; the container died"
+
+    def warm(self, limits: Limits, count: int | None = None) -> None:
+        """Start idle containers for `limits` ahead of the first run (up to `pool_size`)."""
+        shape = _Shape.of(limits)
+        started = [self._acquire(shape) for _ in range(min(count or self.pool_size, self.pool_size))]
+        for container in started:
+            self._release(container, reuse=True)
+
+    def close(self) -> None:
+        """Remove every container this object started. Safe to call more than once."""
+        if self._pid != os.getpid():
+            return
+        with self._lock:
+            containers = [c for idle in self._idle.values() for c in idle] + list(self._busy)
+            self._idle, self._busy = {}, set()
+        for container in containers:
+            container.close()
+
+    def __enter__(self) -> "DockerSandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
