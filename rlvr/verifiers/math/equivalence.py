@@ -98,8 +98,51 @@ def _evaluated(expr: sympy.Basic) -> sympy.Basic:
         return expr
 
 
+_FLOAT_FUNCTIONS = {sympy.sin: cmath.sin, sympy.cos: cmath.cos, sympy.tan: cmath.tan,
+                    sympy.exp: cmath.exp, sympy.log: cmath.log, sympy.asin: cmath.asin,
+                    sympy.acos: cmath.acos, sympy.atan: cmath.atan, sympy.sinh: cmath.sinh,
+                    sympy.cosh: cmath.cosh, sympy.tanh: cmath.tanh, sympy.Abs: abs,
+                    sympy.cot: lambda z: 1 / cmath.tan(z), sympy.sec: lambda z: 1 / cmath.cos(z),
+                    sympy.csc: lambda z: 1 / cmath.sin(z)}
+
+
+class _NoFloatValue(ValueError):
+    """The expression holds a node that the double-precision evaluator does not know."""
+
+
+def _float_value(expr: sympy.Basic, point: dict) -> complex:
+    """`expr` at `point` in double precision, walking the tree (no code is generated)."""
+    if expr.is_Symbol:
+        return point[expr]
+    if expr.is_Number or expr.is_NumberSymbol or expr is sympy.I:
+        return complex(expr)
+    args = [_float_value(a, point) for a in expr.args]
+    if expr.is_Add:
+        return sum(args)
+    if expr.is_Mul:
+        value = 1 + 0j
+        for a in args:
+            value *= a
+        return value
+    if expr.is_Pow:
+        base, exponent = args
+        if exponent.imag == 0 and exponent.real == int(exponent.real):
+            return base ** int(exponent.real)
+        return base ** exponent
+    function = _FLOAT_FUNCTIONS.get(expr.func)
+    if function is None or len(args) != 1:
+        raise _NoFloatValue(str(expr.func))
+    return complex(function(args[0]))
+
+
 def _probe_value(expr: sympy.Basic, point: dict) -> complex | None:
-    return _numeric(expr.xreplace(point))
+    try:
+        value = _float_value(expr, {s: complex(v) for s, v in point.items()})
+    except _NoFloatValue:
+        return _numeric(expr.xreplace(point))
+    except (ZeroDivisionError, OverflowError, ValueError, TypeError):
+        return None
+    return value if cmath.isfinite(value) else None
 
 
 def symbolic_equal(a: sympy.Basic, b: sympy.Basic, approx: bool, tol: Tolerance) -> bool:
