@@ -27,6 +27,7 @@ BUILTIN_TASKS: dict[str, str] = {
     "mbpp": "rlvr.tasks.loaders:MbppTask",
     "file": "rlvr.tasks.loaders:ColumnsTask",
     "reasoning_gym": "rlvr.tasks.reasoning_gym:ReasoningGymTask",
+    "humaneval": "rlvr.tasks.humaneval:HumanEvalTask",
 }
 
 
