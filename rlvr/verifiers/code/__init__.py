@@ -195,6 +195,8 @@ class CodeVerifier:
         outcome = _Outcome()
         result = self._run(Program(RUNNER_SOURCE, stdin=json.dumps({"nonce": nonce, **config})),
                            outcome)
+        if result.timed_out or result.oom_killed or result.stdout_truncated or result.stderr_truncated:
+            return [], result, outcome  # a run past a limit counts for nothing, printed or not
         return values.parse_result_lines(result.stdout, nonce), result, outcome
 
     # ---- assert scripts -------------------------------------------------------------------

@@ -15,7 +15,8 @@ Recognised shapes, with C the candidate side and E the expected side:
 
 and an optional message after a comma. Every other statement (loops, helper variables, asserts of
 other shapes) stays in `Plan.inside`: the script minus the split asserts, which runs beside the
-candidate and counts as one case, passed only when the run prints its nonce after it.
+candidate and counts as one case, passed only when the run prints its nonce after it. Its `==`
+and `!=` inside asserts become a strict comparison of plain-data copies (see `STRICT_EQ`).
 
 HumanEval scripts define `check(candidate)`; its body is split and `inside` ends with
 `check(<entry_point>)`. Scripts without `check` are split at module level (MBPP).
@@ -186,17 +187,48 @@ def plan(test_source: str, entry_point: str | None) -> Plan:
     return Plan(tuple(cases), _inside(tree, check, body, kept, entry_point), ast.unparse(prelude_tree))
 
 
+STRICT_EQ = "__rlvr_strict_eq__"
+
+
+class _StrictEquality(ast.NodeTransformer):
+    """`a == b` -> `STRICT_EQ(a, b)` (and `!=` -> `not ...`) in the tests of asserts, so that an
+    object with a rigged `__eq__` cannot pass an assert that runs beside the candidate."""
+
+    def visit_Assert(self, node: ast.Assert) -> ast.Assert:
+        node.test = self._rewrite(node.test)
+        return node
+
+    def _rewrite(self, node: ast.expr) -> ast.expr:
+        for child in ast.walk(node):
+            for name, value in ast.iter_fields(child):
+                if isinstance(value, ast.expr):
+                    setattr(child, name, self._one(value))
+                elif isinstance(value, list):
+                    setattr(child, name, [self._one(v) if isinstance(v, ast.expr) else v for v in value])
+        return self._one(node)
+
+    @staticmethod
+    def _one(node: ast.expr) -> ast.expr:
+        if not (isinstance(node, ast.Compare) and len(node.ops) == 1
+                and isinstance(node.ops[0], (ast.Eq, ast.NotEq))):
+            return node
+        call = ast.Call(ast.Name(STRICT_EQ, ast.Load()), [node.left, node.comparators[0]], [])
+        return call if isinstance(node.ops[0], ast.Eq) else ast.UnaryOp(ast.Not(), call)
+
+
 def _inside(tree: ast.Module, check: ast.FunctionDef | None, body: list[ast.stmt],
             kept: list[ast.stmt], entry_point: str | None) -> str | None:
     """The script minus the split asserts, or None when no assert is left in it."""
     if not any(isinstance(n, ast.Assert) for s in kept for n in ast.walk(s)):
         return None
+    kept = [_StrictEquality().visit(copy.deepcopy(s)) for s in kept]
     if check is None:
         return ast.unparse(ast.Module(kept, type_ignores=[]))
     if not entry_point:
         raise DataError("a test script with check(candidate) needs an entry_point")
     new_check = copy.copy(check)
     new_check.body = kept or [ast.Pass()]
-    module = [new_check if s is check else s for s in tree.body]
+    module = [new_check if s is check else _StrictEquality().visit(copy.deepcopy(s))
+              for s in tree.body]
     return ast.unparse(ast.fix_missing_locations(ast.Module(module, type_ignores=[]))) + \
         f"\n\ncheck({entry_point})\n"

@@ -1,0 +1,201 @@
+"""The code verifier without Docker: extraction, assert splitting, value handling, and every test
+format end to end through the subprocess backend (the Docker backend is in test_code_docker.py)."""
+
+import pickle
+
+import pytest
+
+from rlvr.errors import DataError, SandboxError, VerifierError
+from rlvr.sandbox.base import ExecutionResult
+from rlvr.types import Completion, Problem
+from rlvr.verifiers.base import make_verifier
+from rlvr.verifiers.code import CodeVerifier, asserts, values
+from rlvr.verifiers.code.extract import last_code_block, with_prelude
+
+HUMANEVAL_STYLE = """
+METADATA = {}
+
+
+def check(candidate):
+    assert candidate(1, 2) == 3
+    assert candidate(-1, 1) == 0
+    assert abs(candidate(0.1, 0.2) - 0.3) < 1e-9
+    assert candidate(2, 2) != 5
+"""
+
+
+def block(code: str) -> str:
+    return f"Here you go:\n```python\n{code}\n```\nDone."
+
+
+def problem(tests, fmt="assert", entry_point="add", **extra) -> Problem:
+    return Problem("p1", "", "code", {"tests": tests, "test_format": fmt, "entry_point": entry_point,
+                                      **extra})
+
+
+@pytest.fixture(scope="module")
+def verifier() -> CodeVerifier:
+    return CodeVerifier(sandbox="subprocess", timeout_s=5)
+
+
+# ---- extraction -------------------------------------------------------------------------------
+
+def test_last_closed_block_wins():
+    text = "```python\nx = 1\n```\nthen\n```\ny = 2\n```\n```python\nunclosed"
+    assert last_code_block(text) == "y = 2\n"
+
+
+def test_no_block_is_none_unless_unfenced_allowed():
+    assert last_code_block("print(1)") is None
+    assert last_code_block("print(1)", allow_unfenced=True) == "print(1)"
+
+
+def test_indented_block_continues_the_prelude():
+    prelude = 'def f(x):\n    """doc"""\n'
+    assert with_prelude("    return x\n", prelude) == prelude + "    return x\n"
+    assert with_prelude("def f(x):\n    return x\n", prelude).startswith(prelude.rstrip("\n") + "\n\n")
+
+
+# ---- splitting ----------------------------------------------------------------------------------
+
+def test_humaneval_asserts_split_into_cases():
+    plan = asserts.plan(HUMANEVAL_STYLE, "add")
+    assert [c.op for c in plan.cases] == ["==", "==", "<", "!="]
+    assert plan.cases[0].actual == "candidate(1, 2)" and plan.cases[0].expected_value == 3
+    assert plan.cases[2].tolerance == 1e-9
+    assert plan.inside is None and not plan.needs_expected_run
+
+
+def test_mbpp_asserts_split_at_module_level():
+    plan = asserts.plan("assert add(1, 2) == 3\nassert not add(0, 0)\nassert add(1, 1) is not None\n",
+                        "add")
+    assert [c.op for c in plan.cases] == ["==", "falsy", "is not"]
+
+
+def test_loops_and_helpers_stay_inside_with_strict_equality():
+    script = "def check(candidate):\n    for x in range(3):\n        assert candidate(x, x) == 2 * x\n"
+    plan = asserts.plan(script, "add")
+    assert plan.cases == () and asserts.STRICT_EQ in plan.inside
+    assert plan.inside.rstrip().endswith("check(add)")
+
+
+def test_expected_side_with_module_names_needs_a_separate_run():
+    plan = asserts.plan("import math\nassert add(1, 2) == math.floor(3.5)\n", "add")
+    assert plan.needs_expected_run and plan.cases[0].expected == "math.floor(3.5)"
+    assert "import math" in plan.prelude
+
+
+def test_candidate_side_using_test_names_is_not_split():
+    plan = asserts.plan("x = [1]\nassert add(x, 2) == 3\n", "add")
+    assert plan.cases == () and plan.inside is not None
+
+
+def test_invalid_test_script_is_a_data_error():
+    with pytest.raises(DataError):
+        asserts.plan("assert (", "add")
+
+
+# ---- values -------------------------------------------------------------------------------------
+
+def test_decode_builds_only_builtin_values():
+    wire = {"tuple": [1, {"set": ["a"]}, {"dict": [["k", {"list": [1.5, None]}]]}, {"bytes": "ff"}]}
+    assert values.decode(wire) == (1, {"a"}, {"k": [1.5, None]}, b"\xff")
+    with pytest.raises(values.ValueFormatError):
+        values.decode({"object": []})
+    with pytest.raises(values.ValueFormatError):
+        values.decode({"set": [{"list": [1]}]})  # unhashable
+
+
+def test_compare_follows_python_semantics_on_plain_data():
+    assert values.compare(1, "==", 1.0) and not values.compare((1, 2), "==", [1, 2])
+    assert values.compare(None, "is", None) and not values.compare(0, "is", False)
+    assert values.compare(0.30000000000000004, "<", 0.3, 1e-9)
+    assert not values.compare("a", "<", 0.3, 1e-9)  # TypeError is a failed case
+
+
+def test_strict_equal_is_type_strict():
+    assert values.strict_equal((1, [2]), [1, [2]])
+    assert not values.strict_equal(True, 1) and not values.strict_equal(1, 1.0)
+    assert values.strict_equal(1, 1.0, float_tolerance=1e-9)
+    assert values.strict_equal(0.1 + 0.2, 0.3, float_tolerance=1e-9)
+
+
+def test_output_comparison_normalises_whitespace():
+    assert values.same_output("1  2\r\n3\n\n", "1 2\n3")
+    assert not values.same_output("1 2 3", "1 2\n3")
+    assert values.same_output("0.3333333", "0.33333333", float_tolerance=1e-6)
+
+
+# ---- end to end through the subprocess backend -----------------------------------------------
+
+def test_correct_assert_solution_passes(verifier):
+    verdict = verifier.verify(problem(HUMANEVAL_STYLE), Completion(block("def add(a, b):\n    return a + b")))
+    assert verdict.passed and verdict.reward == 1.0 and verdict.info["cases"] == 4
+
+
+def test_wrong_solution_fails_with_partial_credit_when_asked():
+    completion = Completion(block("def add(a, b):\n    return 3"))
+    assert verifier_of(partial_credit=False).verify(problem(HUMANEVAL_STYLE), completion).reward == 0
+    verdict = verifier_of(partial_credit=True).verify(problem(HUMANEVAL_STYLE), completion)
+    assert verdict.reward == 0.5 and verdict.status == "failed_tests"
+
+
+def verifier_of(**options) -> CodeVerifier:
+    return CodeVerifier(sandbox="subprocess", **options)
+
+
+def test_rigged_eq_object_cannot_cross(verifier):
+    code = "class A:\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False\n" \
+           "def add(a, b):\n    return A()"
+    verdict = verifier.verify(problem(HUMANEVAL_STYLE), Completion(block(code)))
+    assert verdict.reward == 0 and "not plain data" in verdict.info["failures"][0]["error"]
+
+
+def test_non_literal_expected_side_is_evaluated_apart(verifier):
+    tests = "import math\nassert add(1, 2) == math.floor(3.5)\nassert add(2, 2) == sorted([4])[0]\n"
+    good = verifier.verify(problem(tests), Completion(block("def add(a, b):\n    return a + b")))
+    bad = verifier.verify(problem(tests), Completion(block("def add(a, b):\n    return 0")))
+    assert good.passed and not bad.passed
+
+
+def test_function_format_is_type_strict(verifier):
+    tests = [{"input": [1, 2], "output": 3}, {"input": {"args": [2], "kwargs": {"b": 5}}, "output": 7}]
+    good = verifier.verify(problem(tests, "function"), Completion(block("def add(a, b):\n    return a + b")))
+    floaty = verifier.verify(problem(tests, "function"),
+                             Completion(block("def add(a, b):\n    return float(a + b)")))
+    assert good.passed and not floaty.passed
+
+
+def test_io_format_compares_stdout(verifier):
+    tests = [{"input": "1 2\n", "output": "3\n"}, {"input": "5 5", "output": "10"}]
+    good = verifier.verify(problem(tests, "io"), Completion(block("a, b = map(int, input().split())\nprint(a + b)")))
+    bad = verifier.verify(problem(tests, "io"), Completion(block("print(3)")))
+    assert good.passed and not bad.passed and bad.info["passed_cases"] == 1
+
+
+def test_missing_code_block_is_the_models_failure(verifier):
+    verdict = verifier.verify(problem(HUMANEVAL_STYLE), Completion("def add(a, b): return a + b"))
+    assert verdict.status == "no_code" and verdict.reward == 0
+
+
+def test_bad_problem_data_is_a_verifier_error(verifier):
+    with pytest.raises(VerifierError):
+        verifier.verify(problem(HUMANEVAL_STYLE, fmt="yaml"), Completion(block("pass")))
+    with pytest.raises(VerifierError):
+        verifier.verify(problem("x = 1\n"), Completion(block("pass")))
+
+
+class BrokenSandbox:
+    def run(self, program, limits) -> ExecutionResult:
+        raise SandboxError("engine down")
+
+
+def test_sandbox_failure_raises_never_scores_zero():
+    with pytest.raises(SandboxError):
+        CodeVerifier(sandbox=BrokenSandbox()).verify(problem(HUMANEVAL_STYLE), Completion(block("pass")))
+
+
+def test_registered_and_picklable():
+    verifier = make_verifier("code", {"sandbox": "subprocess", "partial_credit": True})
+    clone = pickle.loads(pickle.dumps(verifier))
+    assert isinstance(clone, CodeVerifier) and clone.partial_credit and clone._sandbox is None
