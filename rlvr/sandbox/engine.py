@@ -55,6 +55,16 @@ def connect(base_url: str | None = None, timeout_s: float = 60.0):
     return api
 
 
+def unavailable_reason(image: str = DEFAULT_IMAGE, base_url: str | None = None) -> str | None:
+    """Why Docker sandboxes cannot run here (no engine, no image), or None when they can."""
+    try:
+        api = connect(base_url, timeout_s=10)
+        check_image(api, image)
+    except SandboxError as exc:
+        return str(exc)
+    return None
+
+
 def engine_errors() -> tuple[type[BaseException], ...]:
     """The exception types a call to the engine raises when the engine or connection fails."""
     import requests
