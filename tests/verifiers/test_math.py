@@ -123,3 +123,19 @@ def test_model_text_never_reaches_eval(completion, monkeypatch):
     monkeypatch.setattr(sympy_parser, "parse_expr", refuse)
     verdict = judge("2", completion)
     assert verdict.reward == 0.0 and verdict.status in ("wrong", "unparsable")
+
+
+def test_random_latex_soup_is_a_verdict_never_an_exception():
+    import random
+
+    tokens = ["1", "-", "x", "^", "{", "}", "(", ")", "[", "]", "\\frac", "\\sqrt", "\\pi", ",", "=",
+              "<", "\\le", "\\{", "\\}", "\\cup", "\\pm", "%", "^\\circ", "\\text{cm}", "i", "e", ".",
+              "/", "!", "|", "\\begin{pmatrix}", "&", "\\\\", "\\sin", "\\log", "_", "\\int", "A",
+              "\\theta", "\\in", "\\mathbb{R}", "\\approx", "\\lfloor", "\\sum", "\\to", "\\infty"]
+    rng = random.Random(7)
+    for _ in range(400):
+        gold = "".join(rng.choice(tokens) for _ in range(rng.randint(1, 6))) + "1"
+        pred = "".join(rng.choice(tokens) for _ in range(rng.randint(1, 10)))
+        verdict = judge(gold, "\\boxed{" + pred + "}")
+        assert verdict.reward in (0.0, 1.0) and verdict.status in (
+            "correct", "wrong", "unparsable", "unparsable_reference", "no_answer")

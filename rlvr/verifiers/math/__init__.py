@@ -25,6 +25,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sympy.core.sympify import SympifyError
+from sympy.polys.polyerrors import BasePolynomialError
+
 from rlvr.errors import ConfigError, DataError
 from rlvr.types import Completion, Problem, Verdict
 from rlvr.verifiers.math.equivalence import Tolerance, equivalent
@@ -36,6 +39,8 @@ from rlvr.verifiers.math.values import Choice, Text, UnparsableAnswer, Value
 __all__ = ["MathVerifier"]
 
 _INFO_CHARS = 200
+_SYMPY_ERRORS = (TypeError, ValueError, ArithmeticError, NotImplementedError, SympifyError,
+                 BasePolynomialError)
 _OTHER_CHOICE = re.compile(r"\(\s*[A-J]\s*\)|(?<![A-Za-z\\])[A-J](?![A-Za-z])")
 _CHOICE_IN_TEXT = re.compile(
     r"^(?:\\text\{)?\s*(?:(?:option|choice|answer)\s*:?\s*)?\(?\s*([A-J])\s*\)?(?=[\s.:)}]|$)", re.I)
@@ -86,7 +91,11 @@ class MathVerifier:
             pred = parse_answer(pred_text)
         except UnparsableAnswer as exc:
             return Verdict(0.0, False, "unparsable", {**info, "reason": str(exc)})
-        return _verdict(equivalent(gold, pred, self._tol), info)
+        try:
+            return _verdict(equivalent(gold, pred, self._tol), info)
+        except _SYMPY_ERRORS as exc:  # sympy refusing an operation on what the model wrote
+            reason = f"cannot compare: {type(exc).__name__}: {exc!s:.120}"
+            return Verdict(0.0, False, "unparsable", {**info, "reason": reason})
 
 
 def _special_case(gold: Value, pred_text: str) -> bool | None:

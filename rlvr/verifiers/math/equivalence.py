@@ -139,7 +139,10 @@ def _probe_value(expr: sympy.Basic, point: dict) -> complex | None:
     try:
         value = _float_value(expr, {s: complex(v) for s, v in point.items()})
     except _NoFloatValue:
-        return _numeric(expr.xreplace(point))
+        try:
+            return _numeric(expr.xreplace(point))
+        except (TypeError, ValueError, ArithmeticError):  # `\\int` over a number, ...
+            return None
     except (ZeroDivisionError, OverflowError, ValueError, TypeError):
         return None
     return value if cmath.isfinite(value) else None

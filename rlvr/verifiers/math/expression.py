@@ -192,4 +192,7 @@ def parse_expression(text: str) -> sympy.Basic:
         raise UnparsableAnswer(f"cannot parse {text[:80]!r}: {exc!s:.80}") from None
     if not isinstance(expr, (sympy.Expr, sympy.core.relational.Relational)):
         raise UnparsableAnswer(f"{text[:80]!r} is not an expression")
-    return _exact(expr)
+    try:
+        return _exact(expr)
+    except (TypeError, ValueError) as exc:  # `i \le y` once i is the imaginary unit
+        raise UnparsableAnswer(f"{text[:80]!r}: {exc}") from None
