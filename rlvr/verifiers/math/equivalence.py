@@ -21,7 +21,6 @@ from __future__ import annotations
 import cmath
 import random
 from dataclasses import dataclass
-from fractions import Fraction
 
 import sympy
 from sympy.core.function import AppliedUndef

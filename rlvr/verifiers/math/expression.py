@@ -24,7 +24,7 @@ from antlr4.error.ErrorListener import ErrorListener
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig, _Latex2Sympy
 from sympy.core.sympify import SympifyError
 
-from rlvr.verifiers.math.extract import _braced_end
+from rlvr.verifiers.math.extract import braced_end
 from rlvr.verifiers.math.fastparse import NotInSubset, TooLarge, fast_parse
 from rlvr.verifiers.math.values import UnparsableAnswer
 
@@ -100,7 +100,7 @@ def _exponents(text: str):
     for m in re.finditer(r"\^\s*", text):
         rest = m.end()
         if rest < len(text) and text[rest] == "{":
-            end = _braced_end(text, rest)
+            end = braced_end(text, rest)
             yield text[rest + 1:(end - 1) if end else len(text)]
         else:
             token = re.match(r"\d+|\\?[A-Za-z]+|.", text[rest:])

@@ -37,7 +37,7 @@ class Extraction:
     how: str
 
 
-def _braced_end(text: str, open_pos: int) -> int | None:
+def braced_end(text: str, open_pos: int) -> int | None:
     """Index just past the `}` that closes the `{` at `open_pos`, or None if it never closes."""
     depth = 0
     for i in range(open_pos, len(text)):
@@ -59,7 +59,7 @@ def last_boxed(text: str) -> str | None:
             if token:
                 return token.group(1)
             continue
-        end = _braced_end(text, m.end() - 1)
+        end = braced_end(text, m.end() - 1)
         if end is not None:
             return text[m.end():end - 1]
     return None

@@ -55,7 +55,7 @@ def _table() -> dict[str, tuple[str, Fraction]]:
 
 
 UNITS = _table()
-_RATES = {"mph": "mi/h", "kph": "km/h", "kmh": "km/h", "rpm": None, "fps": "ft/s"}
+_RATES = {"mph": "mi/h", "kph": "km/h", "kmh": "km/h", "fps": "ft/s"}
 _POWER_WORDS = {"square": 2, "sq": 2, "cubic": 3, "cu": 3}
 _TEXT = re.compile(r"\\text\s*\{([^{}]*)\}")
 _TAIL = re.compile(
@@ -86,8 +86,7 @@ def _one_unit(words: list[str]) -> Unit | None:
 def parse_unit(text: str) -> Unit | None:
     """A unit spelled `km/h`, `miles per hour`, `mph`, `cm^2`, `square feet`, or None."""
     text = text.strip()
-    if text.lower() in _RATES and _RATES[text.lower()]:
-        text = _RATES[text.lower()]
+    text = _RATES.get(text.lower(), text)
     parts = re.split(r"\s*/\s*|\s+per\s+", text)
     if len(parts) > 2:
         return None
