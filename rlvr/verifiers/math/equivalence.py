@@ -230,6 +230,14 @@ def _unordered(gold: tuple, pred: tuple, tol: Tolerance) -> bool:
     return True
 
 
+def _distinct(items: tuple, tol: Tolerance) -> tuple:
+    kept: list = []
+    for item in items:
+        if not any(equivalent(k, item, tol) for k in kept):
+            kept.append(item)
+    return tuple(kept)
+
+
 def _ordered(gold: tuple, pred: tuple, tol: Tolerance) -> bool:
     return len(gold) == len(pred) and all(equivalent(g, p, tol) for g, p in zip(gold, pred))
 
@@ -350,7 +358,9 @@ def _items_equal(g: Items, p: Value, tol: Tolerance) -> bool:
         return same and g.brackets == p.brackets and _ordered(g.items, p.items, tol)
     if g.kind == "union" or p.kind == "union":  # a union, or a list of intervals/inequalities
         return "set" not in (g.kind, p.kind) and _unordered(g.items, p.items, tol)
-    return _unordered(g.items, p.items, tol)  # sets and bare lists of solutions
+    if g.kind == "set" and p.kind == "set":  # {1, 2, 2} is {1, 2}
+        return _unordered(_distinct(g.items, tol), _distinct(p.items, tol), tol)
+    return _unordered(g.items, p.items, tol)  # bare lists of solutions: a repeated root counts
 
 
 def _matrices_equal(g: Value, p: Value, tol: Tolerance) -> bool:

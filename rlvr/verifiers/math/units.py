@@ -50,6 +50,10 @@ def _table() -> dict[str, tuple[str, Fraction]]:
         ("money", Fraction(1)): "dollar dollars usd USD",
         ("money", Fraction(1, 100)): "cent cents",
         ("angle", Fraction(1)): "degree degrees deg",
+        # temperature scales are offset from each other: each is its own dimension, never converted
+        ("celsius", Fraction(1)): "celsius Celsius",
+        ("fahrenheit", Fraction(1)): "fahrenheit Fahrenheit",
+        ("kelvin", Fraction(1)): "kelvin Kelvin",
     }
     return {word: key for key, words in groups.items() for word in words.split()}
 
