@@ -1,0 +1,25 @@
+"""Helpers of the sandbox tests: what a run could have left on the host."""
+
+import os
+
+from rlvr.sandbox import engine
+
+
+def leftover_containers() -> list:
+    return engine.our_containers(engine.connect(), mine_only=True)
+
+
+def sandbox_processes_on_host() -> list[int]:
+    """Host processes running as the sandbox user (uid 65534) under python3: our programs."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                uid = next(line.split()[1] for line in fh if line.startswith("Uid:"))
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().split(b"\0")[0]
+        except (OSError, StopIteration):
+            continue
+        if uid == "65534" and cmd.endswith(b"python3"):
+            found.append(int(pid))
+    return found
