@@ -26,6 +26,7 @@ _GSM8K = re.compile(r"####\s*([^\n]+)")
 _ANSWER_PHRASE = re.compile(
     r"(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is|=|:)|final\s+answer\s*[:=]?)\s*[:]?\s*", re.I)
 _SENTENCE_END = re.compile(r"(?<![\d\\])\.(?:\s|$)|\n\s*\n|\.\s*\$(?:\s|$)")
+_REASON = re.compile(r",?\s+(?:because|since|as|which|where|so that)\s", re.I)  # `4 because ...`
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?")
 
 
@@ -70,7 +71,8 @@ def _phrase_answer(text: str) -> str | None:
     for m in reversed(matches):
         rest = text[m.end():m.end() + MAX_ANSWER_CHARS]
         end = _SENTENCE_END.search(rest)
-        candidate = (rest[:end.start()] if end else rest.split("\n", 1)[0]).strip(" \t*_")
+        candidate = (rest[:end.start()] if end else rest.split("\n", 1)[0])
+        candidate = _REASON.split(candidate, 1)[0].strip(" \t*_")
         if candidate:
             return candidate
     return None

@@ -61,7 +61,7 @@ _ALIASES = [
     (re.compile(r"\\infinity"), r"\\infty"),
     (re.compile(r"(?<=\d)\{,\}(?=\d)"), ""),
     (re.compile(r"(?<=\d)\\,(?=\d{3}(?!\d))"), ""),
-    (re.compile(r"\\,|\\ |~"), " "),
+    (re.compile(r"(?<!\\)\\,|(?<!\\)\\ |~"), " "),
 ]
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:,\d{3})+|(?: \d{3})+)(?![\d,]|\.\d*,)")
 _DELIMS = re.compile(r"^\s*(?:\\\(|\\\[)|(?:\\\)|\\\])\s*$")

@@ -41,7 +41,7 @@ _NUMBER_WORDS = {w: i for i, w in enumerate(
     "sixteen seventeen eighteen nineteen twenty".split())}
 _NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
                       "ninety": 90, "hundred": 100, "a hundred": 100, "one hundred": 100})
-_TEXT_NUMBER = re.compile(r"\\text\{([^{}a-zA-Z]*)\}")
+_TEXT_NUMBER = re.compile(r"\\text\{((?:[^{}a-zA-Z\\]|\\[a-zA-Z]+)*)\}")  # `\text{5}`, `\text{\infty}`
 _REALS = {"\\mathbb{R}", "\\mathbb R", "\\R", "\\text{all real numbers}", "all real numbers"}
 _SEPARATORS = re.compile(r"\\text\{\s*(?:or|and|,)\s*\}|\s+(?:or|and)\s+|;")
 _MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.S)

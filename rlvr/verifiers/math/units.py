@@ -141,7 +141,7 @@ def split_unit(text: str) -> tuple[str, Unit | None]:
     words = tail.replace("/", " ").split()
     if unit is not None and (spaced or len(tail) > 1):
         return head, unit
-    if words and all(w.rstrip(".").isalpha() and len(w) >= 3 and w.lower() not in _MATH_WORDS
-                     for w in words):
+    if words and all(w.rstrip(".").isalpha() and (len(w) >= 3 or w.lower() in _POWER_WORDS)
+                     and w.lower() not in _MATH_WORDS for w in words):
         return head, None  # `3 apples`: plain words after a number are not part of the answer
     return text, None
