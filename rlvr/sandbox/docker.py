@@ -33,6 +33,7 @@ import socket
 import struct
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,11 +81,11 @@ class _Container:
 
     @classmethod
     def start(cls, api, image: str, shape: _Shape, runtime: str | None, idle_exit_s: float,
-              startup_timeout_s: float) -> "_Container":
+              startup_timeout_s: float, instance: str) -> "_Container":
         config = engine.host_config(api, shape.memory_mb, shape.pids, shape.cpus, shape.disk_mb,
                                     runtime)
         command = ["python3", "-E", "-s", "-c", _HARNESS_SOURCE, engine.WORK_DIR, str(idle_exit_s)]
-        cid = engine.create_container(api, image, command, config)
+        cid = engine.create_container(api, image, command, config, {engine.INSTANCE_LABEL: instance})
         try:
             sock = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1,
                                                   "stream": 1})
@@ -209,6 +210,7 @@ class DockerSandbox:
         self._busy: set[_Container] = set()
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._instance = uuid.uuid4().hex
         self.started = 0  # containers started by this object (for tests and benchmarks)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -251,7 +253,7 @@ class DockerSandbox:
                 container.close()
         try:
             container = _Container.start(api, self.image, shape, self._runtime, self.idle_exit_s,
-                                         self.startup_timeout_s)
+                                         self.startup_timeout_s, self._instance)
         except (_Lost, _HostTimeout) as exc:
             raise SandboxError(f"sandbox container failed to start: {exc}") from exc
         except engine.engine_errors() as exc:
@@ -321,6 +323,13 @@ class DockerSandbox:
             self._idle, self._busy = {}, set()
         for container in containers:
             container.close()
+
+    def leftovers(self) -> list[dict]:
+        """Containers of this object that the engine still has (empty after `close()`)."""
+        if self._api is None:
+            return []
+        label = f"{engine.INSTANCE_LABEL}={self._instance}"
+        return self._api.containers(all=True, filters={"label": label})
 
     def __enter__(self) -> "DockerSandbox":
         return self

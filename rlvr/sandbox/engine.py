@@ -26,6 +26,7 @@ from rlvr.errors import ConfigError, SandboxError
 
 LABEL = "rlvr.sandbox"
 OWNER_LABEL = "rlvr.owner"
+INSTANCE_LABEL = "rlvr.sandbox.instance"  # one value per DockerSandbox object
 WORK_DIR = "/sandbox"
 USER = "65534:65534"
 DEFAULT_IMAGE = "rlvr-sandbox:bookworm"

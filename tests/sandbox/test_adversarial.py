@@ -45,6 +45,11 @@ def judge(verifier, code: str, tests=TESTS, fmt="assert"):
     return verifier.verify(problem, Completion(f"```python\n{code}\n```"))
 
 
+def fails_split_and_unsplit(verifier, code: str) -> bool:
+    """Reward 0 both when the asserts are judged outside and when they run beside the code."""
+    return judge(verifier, code).reward == 0 and judge(verifier, code, tests=LOOPED_TESTS).reward == 0
+
+
 def probe(sandbox, source: str) -> str:
     result = sandbox.run(Program(source), Limits(timeout_s=5, memory_mb=256, pids=32, disk_mb=16,
                                                  output_bytes=64 << 10))
@@ -127,23 +132,21 @@ def test_printed_fake_success_marker_fails(verifier):
     code = ("import os, sys\nfake = '0' * 32 + ' {\"inside\": \"ok\"}'\nprint(fake)\nprint('PASSED')\n"
             "for fd in (1, 3, 4):\n    try:\n        os.write(fd, (fake + '\\n').encode())\n"
             "    except OSError:\n        pass\nsys.exit(0)\n")
-    assert judge(verifier, code).reward == 0
-    assert judge(verifier, code, tests=LOOPED_TESTS).reward == 0
+    assert fails_split_and_unsplit(verifier, code)
 
 
 def test_rebinding_builtins_does_not_fool_the_asserts(verifier):
-    code = ("import builtins\nbuiltins.sorted = lambda *a, **k: [0, 1]\n"
+    # In plain in-process testing this passes: the rebound sorted() answers what the test expects.
+    code = ("import builtins\nseen = [0]\nbuiltins.sorted = lambda *a, **k: [0, seen[0] + 1]\n"
             "builtins.AssertionError = type('Nope', (Exception,), {})\n"
-            "def add(a, b):\n    return 1\n")
-    assert judge(verifier, code, tests=LOOPED_TESTS).reward == 0
-    assert judge(verifier, code).reward == 0
+            "def add(a, b):\n    seen[0] = a\n    return 1\n")
+    assert fails_split_and_unsplit(verifier, code)
 
 
 def test_always_true_eq_fails_split_and_unsplit_asserts(verifier):
     code = ("class Yes(int):\n    def __eq__(self, other): return True\n    __hash__ = int.__hash__\n"
             "def add(a, b):\n    return Yes(0)\n")
-    assert judge(verifier, code).reward == 0
-    assert judge(verifier, code, tests=LOOPED_TESTS).reward == 0
+    assert fails_split_and_unsplit(verifier, code)
 
 
 def test_test_source_is_not_in_the_candidates_process_or_files(verifier):

@@ -1,0 +1,156 @@
+"""DockerSandbox: the container policy, the warm pool, isolation between runs, cleanup, errors."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from rlvr.errors import ConfigError, SandboxError
+from rlvr.sandbox import engine, make_sandbox
+from rlvr.sandbox.base import Limits, Program
+from rlvr.sandbox.docker import DockerSandbox
+
+LIMITS = Limits(timeout_s=5, memory_mb=256, pids=32, disk_mb=16)
+
+
+def count_processes() -> str:
+    return "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]))"
+
+
+@pytest.mark.docker
+def test_policy_inside_the_container(docker_sandbox):
+    source = textwrap.dedent("""
+        import os
+        status = dict(line.split(':', 1) for line in open('/proc/self/status'))
+        print(os.getuid(), status['CapEff'].strip(), status['NoNewPrivs'].strip())
+        print(sorted(os.listdir('/sys/class/net')), sorted(os.environ))
+        print(os.getcwd().startswith('/sandbox/run-'))
+    """)
+    result = docker_sandbox.run(Program(source), LIMITS)
+    ids, net_env, cwd = result.stdout.splitlines()
+    assert ids == "65534 0000000000000000 1"
+    assert net_env == "['lo'] ['HOME', 'LANG', 'PATH', 'PYTHONDONTWRITEBYTECODE', " \
+                      "'PYTHONIOENCODING', 'TMPDIR']"
+    assert cwd == "True"
+
+
+@pytest.mark.docker
+def test_pool_reuses_one_container_for_many_runs(docker_ready):
+    with DockerSandbox(pool_size=1) as sandbox:
+        outputs = [sandbox.run(Program(f"print({i} * 2)"), LIMITS).stdout for i in range(5)]
+        assert outputs == [f"{i * 2}\n" for i in range(5)] and sandbox.started == 1
+
+
+@pytest.mark.docker
+def test_runs_do_not_see_each_others_files_or_processes(docker_ready):
+    with DockerSandbox(pool_size=1) as sandbox:
+        sandbox.run(Program("open('left.txt', 'w').write('x')\nopen('../up.txt', 'w').write('x')"), LIMITS)
+        seen = sandbox.run(Program("import os\nprint(os.listdir('.'), os.listdir('..'))"), LIMITS)
+        assert seen.stdout.startswith("['main.py'] ['run-")
+        assert sandbox.run(Program(count_processes()), LIMITS).stdout.strip() == "2"
+
+
+@pytest.mark.docker
+def test_a_dirty_container_is_replaced_not_reused(docker_ready):
+    with DockerSandbox(pool_size=1) as sandbox:
+        sandbox.run(Program("open('/dev/shm/planted', 'w').write('x')"), LIMITS)
+        seen = sandbox.run(Program("import os\nprint(os.listdir('/dev/shm'))"), LIMITS)
+        assert seen.stdout.strip() == "[]" and sandbox.started == 2
+
+
+@pytest.mark.docker
+def test_limits_shape_gets_its_own_container(docker_ready):
+    with DockerSandbox(pool_size=1) as sandbox:
+        small = Limits(timeout_s=5, memory_mb=96)
+        result = sandbox.run(Program("x = bytearray(200 << 20)"), small)
+        assert result.oom_killed and result.exit_code is None
+        assert sandbox.run(Program("x = bytearray(200 << 20)\nprint('ok')"), LIMITS).stdout == "ok\n"
+
+
+@pytest.mark.docker
+def test_stdin_files_and_collected_files(docker_sandbox):
+    program = Program("data = open('in.txt').read()\nopen('out.txt', 'w').write(data + input())",
+                      stdin="tail", files={"in.txt": "head-"}, collect=("out.txt", "missing.txt"))
+    assert docker_sandbox.run(program, LIMITS).files == {"out.txt": "head-tail"}
+
+
+@pytest.mark.docker
+def test_fresh_container_mode_starts_one_per_run(docker_ready):
+    with DockerSandbox(pooled=False) as sandbox:
+        for _ in range(2):
+            assert sandbox.run(Program("print('x')"), LIMITS).stdout == "x\n"
+        assert sandbox.started == 2
+        assert sandbox.leftovers() == []  # each removed after its run
+
+
+@pytest.mark.docker
+def test_keyboard_interrupt_mid_run_removes_the_container(docker_ready):
+    sandbox = DockerSandbox(pool_size=1)
+    sandbox.run(Program("pass"), LIMITS)  # warm
+    timer = threading.Timer(0.5, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        sandbox.run(Program("import time\ntime.sleep(30)"), LIMITS)
+    assert sandbox.leftovers() == []
+    assert sandbox.run(Program("print(1)"), LIMITS).stdout == "1\n"
+    sandbox.close()
+
+
+@pytest.mark.docker
+def test_killed_host_process_leaves_no_container(docker_ready, tmp_path):
+    script = tmp_path / "victim.py"
+    script.write_text("import os, sys\nfrom rlvr.sandbox.docker import DockerSandbox\n"
+                      "from rlvr.sandbox.base import Program, Limits\n"
+                      "s = DockerSandbox()\ns.run(Program('pass'), Limits())\n"
+                      "print('warm', flush=True)\nos.kill(os.getpid(), 9)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.read() == "warm\n" and proc.wait() == -9
+    label = f"{engine.OWNER_LABEL}={engine.socket.gethostname()}:{proc.pid}"
+    api = engine.connect()
+    deadline = time.monotonic() + 10
+    while api.containers(all=True, filters={"label": label}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert api.containers(all=True, filters={"label": label}) == []
+
+
+@pytest.mark.docker
+def test_pickles_without_its_engine_state(docker_sandbox):
+    clone = pickle.loads(pickle.dumps(docker_sandbox))
+    assert clone._api is None and clone.image == docker_sandbox.image
+    assert clone.run(Program("print(2)"), LIMITS).stdout == "2\n"
+    clone.close()
+
+
+@pytest.mark.docker
+def test_missing_image_names_the_fix(docker_ready):
+    with pytest.raises(SandboxError, match="build or load"):
+        DockerSandbox(image="rlvr-no-such-image:0").run(Program("pass"), LIMITS)
+
+
+def test_missing_engine_fails_loudly_with_the_fix(tmp_path):
+    sandbox = make_sandbox("docker", {"base_url": f"unix://{tmp_path}/no-engine.sock"})
+    with pytest.raises(SandboxError, match="subprocess.*NOT a security boundary"):
+        sandbox.run(Program("pass"), LIMITS)
+
+
+class FakeEngine:
+    def __init__(self, runtimes):
+        self.runtimes = runtimes
+
+    def info(self):
+        return {"Runtimes": {name: {} for name in self.runtimes}}
+
+
+def test_runtime_choice_prefers_gvisor_when_installed():
+    assert engine.pick_runtime(FakeEngine(["runc", "runsc"]), "auto") == "runsc"
+    assert engine.pick_runtime(FakeEngine(["runc"]), "auto") is None
+    assert engine.pick_runtime(FakeEngine(["runc", "runsc"]), "default") is None
+    with pytest.raises(ConfigError, match="runsc"):
+        engine.pick_runtime(FakeEngine(["runc"]), "runsc")
