@@ -110,7 +110,7 @@ def test_pool_survives_a_worker_killed_mid_item(pool, tmp_path):
     killer = threading.Thread(target=kill_when_busy)
     killer.start()
     restarts = pool.restarts
-    problems = [_problem(10, "7", pid_file=str(pid_file), sleep_s=0.5)] + \
+    problems = [_problem(10, "7", pid_file=str(pid_file), sleep_s=1.5)] + \
                [_problem(11 + i, str(i)) for i in range(6)]
     completions = [Completion(r"\boxed{7}")] + [Completion(f"\\boxed{{{i}}}") for i in range(6)]
     verdicts = pool.verify(problems, completions)
