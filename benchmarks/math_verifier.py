@@ -78,6 +78,7 @@ def score(cases: list[dict], judge, clear_cache) -> tuple[dict, list[bool]]:
         "accuracy": round(1 - len(wrong) / len(cases), 4),
         "false_accepts": sum(1 for v, _ in wrong if v),
         "false_rejects": sum(1 for v, _ in wrong if not v),
+        "latency_mean_ms": round(statistics.fmean(latencies_ms), 3),
         "latency_p50_ms": round(statistics.median(latencies_ms), 3),
         "latency_p99_ms": round(_percentile(latencies_ms, 0.99), 3),
     }, verdicts

@@ -41,6 +41,7 @@ __all__ = ["MathVerifier"]
 _INFO_CHARS = 200
 _SYMPY_ERRORS = (TypeError, ValueError, ArithmeticError, NotImplementedError, SympifyError,
                  BasePolynomialError)
+_LABELLED_CHOICE = re.compile(r"^(?:\\text\{)?\(([A-J])\)\}?\s*(\S.*)$")
 _OTHER_CHOICE = re.compile(r"\(\s*[A-J]\s*\)|(?<![A-Za-z\\])[A-J](?![A-Za-z])")
 _CHOICE_IN_TEXT = re.compile(
     r"^(?:\\text\{)?\s*(?:(?:option|choice|answer)\s*:?\s*)?\(?\s*([A-J])\s*\)?(?=[\s.:)}]|$)", re.I)
@@ -80,6 +81,11 @@ class MathVerifier:
         pred_text = normalize(found.text)
         if pred_text.replace(" ", "") == gold_text.replace(" ", ""):
             return Verdict(1.0, True, "correct", info)
+        labelled = _LABELLED_CHOICE.match(gold_text)  # `(B) 5`: the letter or the value
+        if labelled:
+            if _special_case(Choice(labelled.group(1)), pred_text):
+                return Verdict(1.0, True, "correct", info)
+            gold_text = labelled.group(2)
         try:
             gold = parse_answer(gold_text)
         except UnparsableAnswer as exc:

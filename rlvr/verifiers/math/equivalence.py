@@ -294,6 +294,10 @@ def _solution_value(value: Value) -> Value:
     return value
 
 
+def _is_membership(value: Value) -> bool:
+    return isinstance(value, Relation) and value.op == "in" and _solution_value(value) is not value
+
+
 def _is_variable(expr: sympy.Basic) -> bool:
     """`x`, or `f(x)` / `g(x, y)`: a name the answer is given for."""
     return expr.is_Symbol or isinstance(expr, AppliedUndef) and all(a.is_Symbol for a in expr.args)
@@ -377,6 +381,8 @@ def equivalent(gold: Value, pred: Value, tol: Tolerance) -> bool:
         return True
     if isinstance(gold, (Choice, Text)) or isinstance(pred, (Choice, Text)):
         return False  # equal ones were caught above; letters and words match only themselves
+    if _is_membership(gold) or _is_membership(pred):  # `x \\in [1, 2]` is the set it names
+        return equivalent(_solution_value(gold), _solution_value(pred), tol)
     if isinstance(gold, Relation) and isinstance(pred, Relation):
         return _relations_equal(gold, pred, tol)
     g, p = _solution_value(gold), _solution_value(pred)
