@@ -339,9 +339,12 @@ def _relations_equal(g: Relation, p: Relation, tol: Tolerance) -> bool:
 
 
 def _var(rel: Relation) -> sympy.Basic | None:
+    """The variable a relation constrains: `x` in `x > 3`, `3 < x`, `|x| \\le 3`."""
     for side in (rel.lhs, rel.rhs):
-        if isinstance(side, Scalar) and side.expr.is_Symbol:
-            return side.expr
+        if isinstance(side, Scalar):
+            expr = side.expr.args[0] if isinstance(side.expr, sympy.Abs) else side.expr
+            if expr.is_Symbol:
+                return expr
     return None
 
 

@@ -29,13 +29,10 @@ MAX_DEPTH = 6
 _OPEN, _CLOSE = "([{", ")]}"
 _CHOICE = re.compile(r"^(?:\\text\{)?\s*\(?\s*([A-J])\s*\)?\s*\}?$")
 _WORD = re.compile(r"[A-Za-z]{3,}")
-_FUNCTION_WORDS = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "sqrt", "frac", "arcsin",
-                   "arccos", "arctan", "sinh", "cosh", "tanh", "max", "min", "gcd", "lcm", "det",
-                   "infty", "cdot", "times", "text", "begin", "end", "pmatrix", "bmatrix", "matrix",
-                   "array", "cup", "cap", "left", "right", "overline", "circ", "div", "binom",
-                   "theta", "alpha", "beta", "gamma", "delta", "lambda", "sigma", "omega", "mathbb",
-                   "emptyset", "pm", "mp", "phi", "rho", "tau", "langle", "rangle", "choose", "dfrac",
-                   "mod", "pmod", "bmod", "ldots", "cdots", "dots", "quad", "ln", "lim", "sum", "int"}
+_FUNCTION_WORDS = {  # written bare, these are math, not a word answer (commands are removed first)
+    "sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "sqrt", "arcsin", "arccos", "arctan",
+    "sinh", "cosh", "tanh", "max", "min", "gcd", "lcm", "det", "mod", "lim", "sum", "int", "infty",
+    "theta", "alpha", "beta", "gamma", "delta", "lambda", "sigma", "omega", "phi", "rho", "tau"}
 _NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
     "sixteen seventeen eighteen nineteen twenty".split())}
