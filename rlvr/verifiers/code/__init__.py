@@ -91,12 +91,14 @@ class CodeVerifier:
         self.allow_unfenced = allow_unfenced
         self._sandbox: Sandbox | None = None if isinstance(sandbox, str) else sandbox
         self._expected_cache: collections.OrderedDict[str, dict] = collections.OrderedDict()
+        self._plans: collections.OrderedDict[str, asserts.Plan] = collections.OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         if self.sandbox_name is not None:
             state["_sandbox"] = None
         state["_expected_cache"] = collections.OrderedDict()
+        state["_plans"] = collections.OrderedDict()
         return state
 
     @property
@@ -204,7 +206,7 @@ class CodeVerifier:
     def _asserts(self, code: str, tests: Any, entry_point: Any, problem_id: str) -> _Outcome:
         if not isinstance(tests, str):
             raise VerifierError(f"problem {problem_id}: assert tests must be a Python script")
-        plan = asserts.plan(tests, entry_point if isinstance(entry_point, str) else None)
+        plan = self._plan(tests, entry_point if isinstance(entry_point, str) else None)
         if not plan.cases and plan.inside is None:
             raise VerifierError(f"problem {problem_id}: the test script has no asserts")
         expected = self._expected_values(plan, tests, problem_id)
@@ -219,6 +221,14 @@ class CodeVerifier:
         if plan.inside is not None:
             outcome.add(any(r.get("inside") == "ok" for r in records), line="unsplit asserts")
         return outcome
+
+    def _plan(self, tests: str, entry_point: str | None) -> asserts.Plan:
+        key = hashlib.sha256(f"{entry_point}\0{tests}".encode("utf-8")).hexdigest()
+        if key not in self._plans:
+            self._plans[key] = asserts.plan(tests, entry_point)
+            while len(self._plans) > _CACHE_ENTRIES:
+                self._plans.popitem(last=False)
+        return self._plans[key]
 
     def _expected_values(self, plan: asserts.Plan, tests: str, problem_id: str) -> dict[int, Any]:
         """Expected sides: literals parsed here, the rest from one sandbox run without the

@@ -19,7 +19,6 @@ import builtins
 import json
 import os
 import sys
-import traceback
 
 MAX_DEPTH = 100
 _TAGS = {list: "list", tuple: "tuple", set: "set", frozenset: "frozenset"}
@@ -78,6 +77,8 @@ def main():
         try:
             exec(compile(source, name + ".py", "exec"), namespace)
         except Exception as exc:  # the candidate's code (or the test's prelude) failed to load
+            import traceback
+
             traceback.print_exc()
             report({"load_error": "%s: %s" % (type(exc).__name__, exc)})
             return 1
