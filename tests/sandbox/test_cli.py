@@ -1,0 +1,36 @@
+"""`rlvr sandbox build-image | doctor` through the real command-line entry point."""
+
+import json
+
+import pytest
+
+from rlvr.cli import main
+
+@pytest.mark.docker
+def test_build_image_is_a_no_op_when_the_image_exists(docker_ready, capsys):
+    assert main(["sandbox", "build-image"]) == 0
+    assert "already present" in capsys.readouterr().out
+
+
+@pytest.mark.docker
+def test_doctor_reports_every_check_passing(docker_ready, capsys):
+    assert main(["sandbox", "doctor", "--json"]) == 0
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert all(c["ok"] for c in checks.values())
+    assert {"engine", "image", "runtime", "no network", "memory limit (swap off)", "pids limit",
+            "nothing left behind"} <= set(checks)
+
+
+@pytest.mark.docker
+def test_doctor_names_the_fix_for_a_missing_image(docker_ready, capsys):
+    assert main(["sandbox", "doctor", "--image", "rlvr-no-such-image:0"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  image" in out and "build-image" in out
+
+
+def test_missing_engine_is_an_error_with_the_fix(tmp_path, capsys):
+    url = f"unix://{tmp_path}/none.sock"
+    assert main(["sandbox", "build-image", "--docker-host", url]) == 1
+    assert "start the Docker engine" in capsys.readouterr().err
+    assert main(["sandbox", "doctor", "--docker-host", url]) == 1
+
