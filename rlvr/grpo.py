@@ -1,0 +1,175 @@
+"""The math of the GRPO update, as pure functions on tensors.
+
+Shapes: B sequences (= prompts x G), T completion tokens (right-padded), V vocabulary, H hidden.
+`mask` (B, T) is 1 on completion tokens, the EOS token included, and 0 on padding; prompt tokens
+never appear in these tensors. Everything here is deterministic and has no state.
+
+How this differs from the GRPO paper (DeepSeekMath): the advantage may skip the std division
+(Dr. GRPO) or use the batch std; the clip may be asymmetric (DAPO clip-higher); the KL term (k3,
+only when beta > 0) is added per token, not folded into the reward; tokens may be aggregated three
+ways; truncated completions may be filtered or softly penalised (DAPO); and a truncated importance
+weight may correct for a rollout engine whose log-probs differ from the trainer's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+
+
+def group_advantages(rewards: torch.Tensor, valid: torch.Tensor | None = None,
+                     std: str = "group", eps: float = 1e-6) -> torch.Tensor:
+    """A_i = (r_i - mean(r_group)) / (std + eps), over valid samples only.
+
+    rewards: (P, G) rewards of P groups of G samples. valid: (P, G) bool, False for samples whose
+    verification failed (infrastructure): they get advantage 0 and do not enter mean or std.
+    std: "group" (GRPO; unbiased std of the group), "batch" (std over all valid samples),
+    "none" (Dr. GRPO: no scaling). A group whose valid rewards are all equal gets all zeros.
+    Returns (P, G).
+    """
+    rewards = rewards.double()
+    valid = torch.ones_like(rewards, dtype=torch.bool) if valid is None else valid.bool()
+    w = valid.double()
+    count = w.sum(-1, keepdim=True)
+    mean = (rewards * w).sum(-1, keepdim=True) / count.clamp(min=1)
+    centered = (rewards - mean) * w
+    if std == "group":
+        var = (centered**2).sum(-1, keepdim=True) / (count - 1).clamp(min=1)
+        adv = centered / (var.sqrt() + eps)
+    elif std == "batch":
+        n = w.sum()
+        batch_mean = (rewards * w).sum() / n.clamp(min=1)
+        batch_std = ((((rewards - batch_mean) * w) ** 2).sum() / (n - 1).clamp(min=1)).sqrt()
+        adv = centered / (batch_std + eps)
+    elif std == "none":
+        adv = centered
+    else:
+        raise ValueError(f"unknown advantage std mode {std!r}")
+    spread = (rewards.masked_fill(~valid, float("-inf")).amax(-1, keepdim=True)
+              - rewards.masked_fill(~valid, float("inf")).amin(-1, keepdim=True))
+    adv = torch.where(spread > 0, adv, torch.zeros_like(adv))  # equal rewards: no signal, exactly 0
+    return adv.float()
+
+
+def zero_std_groups(rewards: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """(P,) bool: groups whose valid rewards are all equal (or that have < 2 valid samples)."""
+    valid = torch.ones_like(rewards, dtype=torch.bool) if valid is None else valid.bool()
+    hi = rewards.masked_fill(~valid, float("-inf")).amax(-1)
+    lo = rewards.masked_fill(~valid, float("inf")).amin(-1)
+    return (valid.sum(-1) < 2) | ~(hi > lo)
+
+
+def soft_overlong_penalty(lengths: torch.Tensor, max_len: int, cache_len: int) -> torch.Tensor:
+    """DAPO's soft overlong punishment, added to the reward. lengths: (B,) completion tokens.
+
+    0 while length <= max_len - cache_len, then linear down to -1 at max_len (and below beyond).
+    """
+    start = max_len - cache_len
+    return -((lengths.float() - start).clamp(min=0) / cache_len)
+
+
+def selective_log_softmax(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                          temperature: float = 1.0, chunk_tokens: int = 1024
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(target) and entropy at each position, without materialising all logits at once.
+
+    hidden: (N, H) final hidden states at the positions that predict `targets` (N,);
+    weight: (V, H) output embedding. Logits are made chunk by chunk (at least fp32) and, when grad is
+    enabled, recomputed in backward (activation checkpointing), so peak memory is one chunk of
+    (chunk_tokens, V) instead of (N, V). Returns (logp (N,), entropy (N,) detached).
+    """
+    logps, ents = [], []
+    for s in range(0, hidden.shape[0], chunk_tokens):
+        h, t = hidden[s:s + chunk_tokens], targets[s:s + chunk_tokens]
+        if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
+            lp, ent = checkpoint(_chunk_logp, h, weight, t, temperature, use_reentrant=False)
+        else:
+            lp, ent = _chunk_logp(h, weight, t, temperature)
+        logps.append(lp)
+        ents.append(ent)
+    if not logps:
+        empty = hidden.new_zeros(0, dtype=torch.float32)
+        return empty, empty
+    return torch.cat(logps), torch.cat(ents)
+
+
+def _chunk_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float):
+    logits = h @ weight.t()  # (n, V)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    logits = logits / temperature
+    lse = torch.logsumexp(logits, dim=-1)
+    logp = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - lse
+    with torch.no_grad():
+        probs = torch.softmax(logits, dim=-1)
+        entropy = lse - (probs * logits).sum(-1)
+    return logp, entropy
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimator of KL(pi || ref): exp(ref - logp) - (ref - logp) - 1 >= 0. (B, T)."""
+    d = ref_logp - logp
+    return torch.exp(d) - d - 1.0
+
+
+def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                      clip_low: float, clip_high: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PPO clipped objective as a per-token loss to minimise.
+
+    logp, old_logp: (B, T); advantages: (B,). rho = exp(logp - old_logp);
+    loss = -min(rho * A, clip(rho, 1 - clip_low, 1 + clip_high) * A).
+    Returns (loss (B, T), clipped_low (B, T) bool, clipped_high (B, T) bool), where clipped_*
+    marks tokens whose gradient the clip removed (rho < 1 - eps_low with A < 0, rho > 1 + eps_high
+    with A > 0).
+    """
+    ratio = torch.exp(logp - old_logp)
+    adv = advantages.unsqueeze(-1)
+    unclipped = ratio * adv
+    clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * adv
+    loss = -torch.minimum(unclipped, clipped)
+    with torch.no_grad():
+        low = (ratio < 1.0 - clip_low) & (adv < 0)
+        high = (ratio > 1.0 + clip_high) & (adv > 0)
+    return loss, low, high
+
+
+def truncated_is_weight(old_logp: torch.Tensor, sampler_logp: torch.Tensor, cap: float) -> torch.Tensor:
+    """min(pi_old / pi_sampler, cap) per token, detached: corrects for rollout-engine mismatch."""
+    return torch.exp(old_logp - sampler_logp).clamp(max=cap).detach()
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    """Denominators of the whole batch, so that micro-batches sum to the full-batch loss."""
+
+    num_seqs: int  # valid sequences in the whole batch
+    num_tokens: int  # valid (masked-in) tokens in the whole batch
+    norm_tokens: int  # constant normaliser of seq-mean-token-sum-norm
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, norm: BatchNorm) -> torch.Tensor:
+    """Reduce a (B, T) per-token loss of one micro-batch to its share of the batch loss.
+
+    token-mean:              sum_i sum_t l_it / (valid tokens in batch)        (DAPO)
+    seq-mean-token-mean:     sum_i (sum_t l_it / |o_i|) / (sequences in batch)  (GRPO paper)
+    seq-mean-token-sum-norm: sum_i (sum_t l_it / norm_tokens) / (sequences)    (Dr. GRPO)
+    Summing the result over micro-batches gives exactly the loss of the whole batch.
+    """
+    mask = mask.to(per_token.dtype)
+    if mode == "token-mean":
+        return (per_token * mask).sum() / max(norm.num_tokens, 1)
+    if mode == "seq-mean-token-mean":
+        per_seq = (per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+        return per_seq.sum() / max(norm.num_seqs, 1)
+    if mode == "seq-mean-token-sum-norm":
+        return (per_token * mask).sum() / norm.norm_tokens / max(norm.num_seqs, 1)
+    raise ValueError(f"unknown loss aggregation {mode!r}; choose one of {LOSS_AGGREGATIONS}")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
+    mask = mask.to(x.dtype)
+    return float((x * mask).sum() / mask.sum().clamp(min=1))
