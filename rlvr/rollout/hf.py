@@ -1,0 +1,120 @@
+"""Rollout on transformers `generate`: the engine that works everywhere.
+
+Prompts are tokenized (chat template for message lists), left-padded, repeated `n` times and
+sampled in batches of `batch_size` sequences. Temperature, top-k and top-p are applied by one
+logits processor of ours that also records the log-prob of each sampled token under exactly the
+distribution it was sampled from; it keeps one (batch, vocab) tensor at a time, never the scores
+of every step. On CUDA the static KV cache is used (several times faster than the dynamic one).
+
+It does not do continuous batching or paged attention: use the vLLM engine for throughput.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Sequence
+
+import torch
+
+from rlvr.rollout.base import SamplingParams
+from rlvr.types import Completion, Prompt
+
+
+class _SampleAndRecord:
+    """Logits processor: warp (temperature, top-k, top-p) and record sampled tokens' log-probs.
+
+    When called at step t, the last column of `input_ids` is the token sampled at step t - 1, so
+    the log-prob of that token is gathered from the distribution kept from step t - 1.
+    """
+
+    def __init__(self, temperature: float, top_k: int, top_p: float):
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.prev: torch.Tensor | None = None  # (B, V) log-probs of the previous step
+        self.logprobs: list[torch.Tensor] = []  # per step, (B,)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.collect(input_ids[:, -1])
+        scores = scores.float() / self.temperature
+        if self.top_k > 0:
+            kth = torch.topk(scores, min(self.top_k, scores.shape[-1]), dim=-1).values[:, -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        if self.top_p < 1.0:
+            sorted_scores, idx = torch.sort(scores, descending=True, dim=-1)
+            cum = torch.softmax(sorted_scores, dim=-1).cumsum(-1)
+            drop = cum - torch.softmax(sorted_scores, dim=-1) > self.top_p  # keep the token crossing p
+            scores = scores.masked_fill(drop.scatter(-1, idx, drop), float("-inf"))
+        self.prev = torch.log_softmax(scores, dim=-1)
+        return scores
+
+    def collect(self, sampled: torch.Tensor) -> None:
+        if self.prev is not None:
+            self.logprobs.append(self.prev.gather(-1, sampled.unsqueeze(-1)).squeeze(-1))
+            self.prev = None
+
+
+class HFRolloutEngine:
+    """Samples with `model.generate`. The model is used as it is (eval mode, no grad)."""
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 64, static_cache: bool = True):
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.static_cache = static_cache
+        self.eos_ids = _eos_ids(model, tokenizer)
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        if isinstance(prompt, str):
+            return self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        ids = self.tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=True)
+        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        encoded = [self.encode(p) for p in prompts]
+        flat = [ids for ids in encoded for _ in range(params.n)]
+        out: list[Completion] = []
+        rng = torch.random.fork_rng(devices=[]) if params.seed is not None else contextlib.nullcontext()
+        with rng, torch.no_grad():
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            for s in range(0, len(flat), self.batch_size):
+                out += self._generate_batch(flat[s:s + self.batch_size], params)
+        return [out[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
+
+    def _generate_batch(self, batch: list[list[int]], params: SamplingParams) -> list[Completion]:
+        device = self.model.device
+        width = max(len(ids) for ids in batch)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=device)
+        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
+        greedy = params.temperature == 0
+        recorder = _SampleAndRecord(params.temperature or 1.0, params.top_k, params.top_p)
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=params.max_new_tokens, do_sample=not greedy, temperature=1.0, top_k=0,
+            top_p=1.0, min_p=None, typical_p=1.0, repetition_penalty=1.0, pad_token_id=pad,
+            eos_token_id=self.eos_ids, logits_processor=[recorder])
+        if self.static_cache and device.type == "cuda":
+            kwargs["cache_implementation"] = "static"
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            seqs = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        finally:
+            self.model.train(was_training)
+        recorder.collect(seqs[:, -1])
+        new = seqs[:, width:].tolist()
+        logps = torch.stack(recorder.logprobs, dim=1).tolist() if recorder.logprobs else [[]] * len(batch)
+        completions = []
+        for prompt_ids, ids, lps in zip(batch, new, logps):
+            end = next((i + 1 for i, t in enumerate(ids) if t in self.eos_ids), None)
+            finish = "stop" if end is not None else "length"
+            ids = ids[:end] if end is not None else ids
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            completions.append(Completion(text=text, finish_reason=finish, prompt_ids=tuple(prompt_ids),
+                                          completion_ids=tuple(ids), logprobs=tuple(lps[:len(ids)])))
+        return completions
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:
+    ids = model.generation_config.eos_token_id
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return tuple(ids)
