@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"rlvr.commands.{name}")
     parser = argparse.ArgumentParser(prog=f"rlvr {name}", description=COMMANDS[name])
     module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    if getattr(module, "TAKES_OVERRIDES", False):  # --section.key=value pass through unparsed
+        args, args.overrides = parser.parse_known_args(rest)
+    else:
+        args = parser.parse_args(rest)
     try:
         return int(module.run(args) or 0)
     except ConfigError as exc:

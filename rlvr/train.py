@@ -1,0 +1,394 @@
+"""The GRPO training loop: sample -> rollout -> verify -> advantages -> update -> log -> checkpoint.
+
+`train(config)` is one straight function with the phases visible; the math it applies lives in
+`rlvr.grpo` as pure functions. How this loop differs from the GRPO paper (DeepSeekMath):
+- With `grpo.inner_steps = 1` (the default) pi_old is pi_theta detached: no extra forward pass.
+- The KL penalty (k3, per token) needs a frozen reference only when `grpo.beta > 0`; with LoRA the
+  reference is the base model with the adapters disabled, never a second copy.
+- Samples whose verification failed for infrastructure reasons are masked out of their group
+  (not scored 0), counted in `verify/infra_errors`, and the run aborts past a configured rate.
+- Sequences whose advantage is exactly 0 are skipped in the backward pass when beta = 0: their
+  gradient is exactly zero, and they still count in the loss denominators, so the update is the
+  same as with them included, only cheaper.
+- Optional DAPO dynamic sampling, overlong filtering / soft penalty, and truncated importance
+  sampling against the rollout engine's own log-probs (when rollout and trainer differ).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from rlvr import grpo
+from rlvr.checkpoint import latest_checkpoint, load_model_weights, load_training_state, save_checkpoint
+from rlvr.config import Config, save_config
+from rlvr.errors import ConfigError, InfraError
+from rlvr.eval import evaluate
+from rlvr.metrics import RunLog, say
+from rlvr.models import load_model, load_tokenizer
+from rlvr.rollout.base import SamplingParams
+from rlvr.rollout.hf import HFRolloutEngine
+from rlvr.tasks.base import make_task
+from rlvr.update import TokenBatch, collate, update_policy
+from rlvr.types import Completion, Problem
+from rlvr.verifiers.base import make_verifier
+from rlvr.verifiers.pool import VerifierPool
+
+
+# ------------------------------------------------------------------------- data and batches
+
+
+class DataCursor:
+    """Walks the train split in a seeded random order, epoch after epoch; resumable."""
+
+    def __init__(self, size: int, seed: int, epoch: int = 0, index: int = 0):
+        self.size, self.seed, self.epoch, self.index = size, seed, epoch, index
+        self._order = self._permutation()
+
+    def _permutation(self) -> list[int]:
+        return random.Random(f"{self.seed}/{self.epoch}").sample(range(self.size), self.size)
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        for _ in range(k):
+            if self.index >= self.size:
+                self.epoch, self.index = self.epoch + 1, 0
+                self._order = self._permutation()
+            out.append(self._order[self.index])
+            self.index += 1
+        return out
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "index": self.index}
+
+
+@dataclass
+class Rollouts:
+    """One step's groups, flattened to B = groups x G samples."""
+
+    problems: list[Problem]  # (B,)
+    completions: list[Completion]  # (B,)
+    rewards: torch.Tensor  # (P, G) as scored by the verifier (before penalties)
+    valid: torch.Tensor  # (P, G) False where verification failed (infrastructure)
+    passed: torch.Tensor  # (P, G)
+    statuses: list[str]  # (B,)
+    frac_zero_std: float  # over every group sampled this step, before dynamic-sampling filtering
+    infra_errors: int
+    sampled: int
+    generate_s: float
+    verify_s: float
+    last_infra_error: str = ""
+
+
+def rollout_step(cfg: Config, step: int, cursor: DataCursor, train_set: Sequence[Problem],
+                 engine: HFRolloutEngine, pool: VerifierPool) -> Rollouts:
+    """Sample prompts, generate G completions each, verify them; with dynamic sampling, repeat
+    until `prompts_per_step` groups have non-zero reward spread (or the round limit is hit)."""
+    P, G = cfg.rollout.prompts_per_step, cfg.rollout.group_size
+    kept: list[tuple[Problem, list[Completion], list[Any]]] = []
+    zero_std = sampled_groups = infra = 0
+    last_error, gen_s, ver_s = "", 0.0, 0.0
+    for rnd in range(cfg.grpo.max_sampling_rounds if cfg.grpo.dynamic_sampling else 1):
+        problems = [train_set[i] for i in cursor.take(P - len(kept))]
+        params = SamplingParams(n=G, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
+                                top_k=cfg.rollout.top_k, max_new_tokens=cfg.rollout.max_new_tokens,
+                                seed=hash_seed(cfg.seed, step, rnd))
+        t0 = time.perf_counter()
+        groups = engine.generate([p.prompt for p in problems], params)
+        t1 = time.perf_counter()
+        results = pool.verify([p for p in problems for _ in range(G)], [c for g in groups for c in g])
+        gen_s, ver_s = gen_s + t1 - t0, ver_s + time.perf_counter() - t1
+        for i, (problem, group) in enumerate(zip(problems, groups)):
+            res = results[i * G:(i + 1) * G]
+            errors = [r for r in res if isinstance(r, InfraError)]
+            infra += len(errors)
+            last_error = str(errors[-1]) if errors else last_error
+            ok = [r.reward for r in res if not isinstance(r, InfraError)]
+            flat = len(ok) < 2 or max(ok) == min(ok)
+            zero_std += flat
+            sampled_groups += 1
+            if not (cfg.grpo.dynamic_sampling and flat):
+                kept.append((problem, group, res))
+        if len(kept) >= P:
+            break
+    rewards = torch.tensor([[0.0 if isinstance(r, InfraError) else r.reward for r in res]
+                            for _, _, res in kept]).reshape(len(kept), G)
+    valid = torch.tensor([[not isinstance(r, InfraError) for r in res] for _, _, res in kept],
+                         dtype=torch.bool).reshape(len(kept), G)
+    passed = torch.tensor([[(not isinstance(r, InfraError)) and r.passed for r in res]
+                           for _, _, res in kept], dtype=torch.bool).reshape(len(kept), G)
+    return Rollouts(
+        problems=[p for p, g, _ in kept for _ in g], completions=[c for _, g, _ in kept for c in g],
+        rewards=rewards, valid=valid, passed=passed,
+        statuses=[("infra_error" if isinstance(r, InfraError) else r.status) for _, _, res in kept for r in res],
+        frac_zero_std=zero_std / max(sampled_groups, 1), infra_errors=infra,
+        sampled=sampled_groups * G, generate_s=gen_s, verify_s=ver_s, last_infra_error=last_error)
+
+
+def hash_seed(*parts: int) -> int:
+    return int.from_bytes(random.Random("/".join(map(str, parts))).randbytes(4), "little")
+
+
+# ------------------------------------------------------------------------- set-up
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"model.device={name!r} but CUDA is not available")
+    return torch.device(name)
+
+
+def build_policy(cfg: Config, device: torch.device) -> tuple[Any, Any, Any]:
+    """(policy, reference or None, rollout model). The reference exists only when beta > 0."""
+    m = cfg.model
+    policy = load_model(m.name, dtype=m.dtype, device=str(device))
+    if m.gradient_checkpointing:
+        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        policy.config.use_cache = False
+    reference = None
+    if m.lora.enabled:
+        from peft import LoraConfig as PeftLoraConfig, get_peft_model
+
+        targets = m.lora.target_modules
+        policy = get_peft_model(policy, PeftLoraConfig(
+            r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout, task_type="CAUSAL_LM",
+            target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]))
+        if m.rollout_dtype != "same":
+            raise ConfigError("model.rollout_dtype must be 'same' with LoRA (the adapters sample in place)")
+    elif cfg.grpo.beta > 0:
+        reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    rollout_model = policy
+    if m.rollout_dtype not in ("same", m.dtype):
+        rollout_model = copy.deepcopy(policy).to(getattr(torch, m.rollout_dtype)).eval().requires_grad_(False)
+    policy.train()
+    return policy, reference, rollout_model
+
+
+@torch.no_grad()
+def sync_rollout_weights(policy: Any, rollout_model: Any) -> None:
+    if rollout_model is not policy:
+        for dst, src in zip(rollout_model.parameters(), policy.parameters()):
+            dst.copy_(src)
+
+
+def build_optimizer(cfg: Config, policy: Any) -> tuple[Any, Any]:
+    o = cfg.optim
+    params = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    total = max(cfg.steps * cfg.grpo.inner_steps, 1)
+
+    def factor(i: int) -> float:
+        if i < o.warmup_steps:
+            return (i + 1) / (o.warmup_steps + 1)
+        progress = (i - o.warmup_steps) / max(total - o.warmup_steps, 1)
+        if o.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        if o.schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        return 1.0
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def load_problems(cfg: Config) -> tuple[list[Problem], list[Problem]]:
+    """Train and test problems of the task, with `task.verifier` applied when set."""
+    from dataclasses import replace
+
+    task = make_task(cfg.task.name, cfg.task.options)
+    splits = [list(task.problems("train")), list(task.problems("test"))]
+    if cfg.task.verifier:
+        splits = [[replace(p, verifier=cfg.task.verifier) for p in split] for split in splits]
+    if not splits[0]:
+        raise ConfigError(f"task {cfg.task.name!r} has no train problems")
+    if cfg.eval.max_problems:
+        splits[1] = splits[1][:cfg.eval.max_problems]
+    return splits[0], splits[1]
+
+
+def build_pool(cfg: Config, problems: Sequence[Problem]) -> VerifierPool:
+    """A verifier pool with every verifier the problems name, built with `task.verifier_options`."""
+    names = sorted({p.verifier for p in problems})
+    verifiers = {n: make_verifier(n, cfg.task.verifier_options) for n in names}
+    v = cfg.verify
+    return VerifierPool(verifiers, workers=v.workers, timeout_s=v.timeout_s, memory_mb=v.memory_mb)
+
+
+# ------------------------------------------------------------------------- the loop
+
+
+def train(cfg: Config, resume: bool = False) -> Path:
+    """Run GRPO as configured; returns the run directory. `resume` continues its last checkpoint."""
+    run_dir = Path(cfg.output_dir)
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if resume and checkpoint is None:
+        say(f"no checkpoint in {run_dir}: starting from step 0")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    random.seed(cfg.seed), np.random.seed(cfg.seed % 2**32), torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.model.device)
+    train_set, test_set = load_problems(cfg)
+    tokenizer = load_tokenizer(cfg.model.name)
+    policy, reference, rollout_model = build_policy(cfg, device)
+    optimizer, scheduler = build_optimizer(cfg, policy)
+    cursor, start = DataCursor(len(train_set), cfg.seed), 1
+    log = RunLog(run_dir, tensorboard=cfg.log.tensorboard)
+    if checkpoint is not None:
+        load_model_weights(checkpoint, policy)
+        state = load_training_state(checkpoint, optimizer, scheduler)
+        cursor = DataCursor(len(train_set), cfg.seed, **state["cursor"])
+        start = state["step"] + 1
+        log.truncate_after(state["step"])
+        say(f"resuming {run_dir} after step {state['step']}")
+    else:
+        log.truncate_after(-1)
+    sync_rollout_weights(policy, rollout_model)
+    engine = HFRolloutEngine(rollout_model, tokenizer, batch_size=cfg.rollout.batch_size,
+                             static_cache=cfg.rollout.static_cache)
+    progress = _progress(cfg, start)
+    with build_pool(cfg, train_set + test_set) as pool:
+        if start == 1 and cfg.eval.at_start and cfg.eval.every and test_set:
+            log.metrics(0, held_out_eval(cfg, 0, engine, test_set, pool))
+        for step in range(start, cfg.steps + 1):
+            t0 = time.perf_counter()
+            # sample + rollout + verify
+            ro = rollout_step(cfg, step, cursor, train_set, engine, pool)
+            t_rollout = time.perf_counter() - t0
+            check_infra(cfg, step, ro)
+            if not ro.completions:
+                say(f"step {step}: dynamic sampling found no group with a reward spread; no update")
+                continue
+            # advantages
+            batch, adv, loss_rows, shaped = advantages_for(cfg, ro, tokenizer.pad_token_id)
+            # update
+            t1 = time.perf_counter()
+            stats = update_policy(cfg, policy, reference, optimizer, scheduler, batch, adv, loss_rows) if len(adv) else {}
+            sync_rollout_weights(policy, rollout_model)
+            t_update = time.perf_counter() - t1
+            # log
+            metrics = step_metrics(ro, batch, shaped, stats, t_rollout, t_update, time.perf_counter() - t0)
+            if cfg.eval.every and test_set and (step % cfg.eval.every == 0 or step == cfg.steps):
+                metrics.update(held_out_eval(cfg, step, engine, test_set, pool))
+            log.metrics(step, metrics)
+            if cfg.log.sample_every and step % cfg.log.sample_every == 0:
+                log.samples(step, sample_rows(ro, cfg.log.num_samples))
+            progress(step, metrics)
+            # checkpoint
+            if cfg.checkpoint.every and (step % cfg.checkpoint.every == 0) and step < cfg.steps:
+                save_checkpoint(run_dir, step, policy, optimizer, scheduler,
+                                {"cursor": cursor.state()}, keep=cfg.checkpoint.keep)
+    save_final(policy, tokenizer, run_dir / "final")
+    log.close()
+    say(f"done: final model in {run_dir / 'final'}")
+    return run_dir
+
+
+def check_infra(cfg: Config, step: int, ro: Rollouts) -> None:
+    if not ro.infra_errors:
+        return
+    rate = ro.infra_errors / max(ro.sampled, 1)
+    say(f"step {step}: {ro.infra_errors} of {ro.sampled} verifications failed (infrastructure); "
+        f"masked out of the update. Last: {ro.last_infra_error.splitlines()[0] if ro.last_infra_error else '?'}")
+    if rate > cfg.verify.max_infra_error_rate:
+        raise InfraError(f"step {step}: {rate:.0%} of verifications failed, above "
+                         f"verify.max_infra_error_rate={cfg.verify.max_infra_error_rate}; last error:\n"
+                         f"{ro.last_infra_error}")
+
+
+def advantages_for(cfg: Config, ro: Rollouts, pad_id: int):
+    """(token batch, advantages (B,), rows that count in the loss (B,), shaped rewards (P, G))."""
+    batch = collate(ro.completions, pad_id)
+    lengths = batch.mask.sum(-1)
+    truncated = torch.tensor([c.finish_reason == "length" for c in ro.completions])
+    shaped = ro.rewards.clone()
+    if cfg.grpo.overlong == "soft":
+        shaped += grpo.soft_overlong_penalty(lengths, cfg.rollout.max_new_tokens,
+                                             cfg.grpo.overlong_cache_tokens).view_as(shaped)
+    adv = grpo.group_advantages(shaped, ro.valid, std=cfg.grpo.advantage_std).flatten()
+    loss_rows = ro.valid.flatten().clone()
+    if cfg.grpo.overlong == "filter":
+        loss_rows &= ~truncated
+    return batch, adv, loss_rows, shaped
+
+
+def step_metrics(ro: Rollouts, batch: TokenBatch, shaped: torch.Tensor, stats: dict[str, float],
+                 t_rollout: float, t_update: float, t_step: float) -> dict[str, float]:
+    valid = ro.valid.flatten()
+    r = ro.rewards.flatten()[valid]
+    lengths = batch.mask.sum(-1).float()
+    tokens = float(lengths.sum())
+    return {
+        "reward/mean": float(r.mean()) if len(r) else float("nan"),
+        "reward/std": float(r.std()) if len(r) > 1 else 0.0,
+        "reward/shaped_mean": float(shaped.flatten()[valid].mean()) if len(r) else float("nan"),
+        "pass_rate": float(ro.passed.flatten()[valid].float().mean()) if len(r) else float("nan"),
+        "frac_zero_std_groups": ro.frac_zero_std,
+        "verify/infra_errors": float(ro.infra_errors),
+        "verify/samples": float(ro.sampled),
+        "completion/len_mean": float(lengths.mean()),
+        "completion/len_max": float(lengths.max()),
+        "completion/truncated_frac": sum(c.finish_reason == "length" for c in ro.completions) / len(ro.completions),
+        **stats,
+        "throughput/tokens_per_s": tokens / max(ro.generate_s, 1e-9),
+        "time/generate_s": ro.generate_s, "time/verify_s": ro.verify_s,
+        "time/rollout_s": t_rollout, "time/update_s": t_update, "time/step_s": t_step,
+    }
+
+
+def held_out_eval(cfg: Config, step: int, engine: HFRolloutEngine, test_set: Sequence[Problem],
+                  pool: VerifierPool) -> dict[str, float]:
+    t0 = time.perf_counter()
+    params = SamplingParams(temperature=cfg.eval.temperature, top_p=cfg.rollout.top_p,
+                            top_k=cfg.rollout.top_k, max_new_tokens=cfg.rollout.max_new_tokens,
+                            seed=hash_seed(cfg.seed, 7919, step))
+    report = evaluate(engine, test_set, pool, n=cfg.eval.n, params=params, ks=(1,))
+    say(f"step {step}: held-out pass@1 = {report['pass@1']:.3f} ({len(test_set)} problems x {cfg.eval.n})")
+    return {"eval/pass@1": report["pass@1"], "eval/mean_reward": report["mean_reward"],
+            "eval/infra_errors": float(report["infra_errors"]), "time/eval_s": time.perf_counter() - t0}
+
+
+def sample_rows(ro: Rollouts, k: int) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(min(k, len(ro.completions))):
+        j = i * max(len(ro.completions) // max(k, 1), 1)
+        rows.append({"problem": ro.problems[j].id, "completion": ro.completions[j].text,
+                     "reward": float(ro.rewards.flatten()[j]), "status": ro.statuses[j],
+                     "finish_reason": ro.completions[j].finish_reason})
+    return rows
+
+
+def save_final(policy: Any, tokenizer: Any, path: Path) -> None:
+    """`save_pretrained` of the final policy; LoRA adapters are merged (and kept in adapter/)."""
+    if hasattr(policy, "merge_and_unload"):
+        policy.save_pretrained(path / "adapter")
+        policy = policy.merge_and_unload()
+    policy.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+
+
+def _progress(cfg: Config, start: int):
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=start - 1, desc="grpo", unit="step", disable=not cfg.log.progress,
+               dynamic_ncols=True)
+
+    def update(step: int, m: dict[str, float]) -> None:
+        post = {"reward": f"{m['reward/mean']:.3f}", "pass": f"{m['pass_rate']:.2f}",
+                "len": f"{m['completion/len_mean']:.0f}", "s/step": f"{m['time/step_s']:.0f}"}
+        if "eval/pass@1" in m:
+            post["eval"] = f"{m['eval/pass@1']:.3f}"
+        bar.set_postfix(post)
+        bar.update(1)
+        if step == cfg.steps:
+            bar.close()
+
+    return update
