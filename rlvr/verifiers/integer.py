@@ -23,7 +23,7 @@ MAX_SCAN_CHARS = 20_000  # only the tail of a completion is scanned: the answer 
 MAX_DIGITS = 64
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{\s*([^{}]{0,200})\}")
 _INT_IN_BOX = re.compile(r"^\s*\$?\s*([-+]?\d{1,64})\s*\$?\s*\.?\s*$")
-_INT = re.compile(r"(?<![\d.])[-+]?\d{1,64}(?![\d])")
+_INT = re.compile(r"(?<![\d.])[-+]?\d{1,64}(?!\d|\.\d)")  # not the integer part of a decimal
 
 
 def boxed_integer(text: str) -> int | None:
