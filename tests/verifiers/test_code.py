@@ -199,3 +199,27 @@ def test_registered_and_picklable():
     verifier = make_verifier("code", {"sandbox": "subprocess", "partial_credit": True})
     clone = pickle.loads(pickle.dumps(verifier))
     assert isinstance(clone, CodeVerifier) and clone.partial_credit and clone._sandbox is None
+
+
+def test_offline_jsonl_lines_of_every_format(tmp_path):
+    import json
+
+    from rlvr.verifiers.offline import verify_file
+
+    add = "```python\ndef add(a, b):\n    return a + b\n```"
+    lines = [
+        {"verifier": "code", "test_format": "io", "tests": [{"input": "1 2", "output": "3"}],
+         "completion": "```python\nprint(sum(map(int, input().split())))\n```"},
+        {"verifier": "code", "test_format": "function", "entry_point": "add", "completion": add,
+         "tests": [{"input": [1, 2], "output": 3}]},
+        {"verifier": "code", "test_format": "assert", "entry_point": "add", "completion": add,
+         "tests": "assert add(1, 2) == 3\n"},
+        {"verifier": "code", "test_format": "assert", "entry_point": "add", "completion": "no code",
+         "tests": "assert add(1, 2) == 3\n"},
+    ]
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    summary = verify_file(str(source), str(out), workers=1, timeout_s=30, memory_mb=2048,
+                          options={"code": {"sandbox": "subprocess"}}, progress=False)
+    statuses = [json.loads(line)["status"] for line in out.read_text().splitlines()]
+    assert statuses == ["passed", "passed", "passed", "no_code"] and summary.passed == 3
