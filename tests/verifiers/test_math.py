@@ -15,6 +15,7 @@ from rlvr.verifiers.base import make_verifier
 from rlvr.verifiers.math import MathVerifier
 from rlvr.verifiers.math.extract import extract_answer, extract_reference, last_boxed
 from rlvr.verifiers.math.normalize import normalize
+from rlvr.verifiers.math.parse import parse_answer
 
 CASES_PATH = Path(__file__).with_name("math_cases.jsonl")
 CASES = [json.loads(line) for line in CASES_PATH.read_text().splitlines() if line.strip()]
@@ -108,14 +109,21 @@ def test_statuses():
 
 HOSTILE = [r"\boxed{__import__('os').system('echo pwned')}", r"\boxed{eval('1+1')}",
            r"\boxed{x.__class__}", r"\boxed{lambda: 0}", r"\boxed{\text{exec('import os')}}",
-           r"\boxed{Symbol('x')}", r"\boxed{f(x)}", r"\boxed{\frac{1}{2}x^2+\sin x}"]
+           r"\boxed{Symbol('x')}", r"\boxed{f(x)}", r"\boxed{\frac{1}{2}x^2+\sin x}",
+           r"\boxed{f(3) + 2.5}", r"\boxed{\log_{2}(8) + g(1) \cdot 10\%}", r"\boxed{x_{1} = 3.0}"]
+
+
+class EvalCalled(BaseException):
+    """Raised by the stand-ins for eval/exec/parse_expr; no `except Exception` can hide it."""
 
 
 @pytest.mark.parametrize("completion", HOSTILE)
 def test_model_text_never_reaches_eval(completion, monkeypatch):
     def refuse(*_args, **_kwargs):
-        raise AssertionError("eval/exec called while verifying model text")
+        raise EvalCalled("eval/exec/parse_expr called while verifying model text")
 
+    judge("2", completion)  # first, unguarded: lets lazy imports (which exec module code) happen
+    parse_answer.cache_clear()
     monkeypatch.setattr(builtins, "eval", refuse)
     monkeypatch.setattr(builtins, "exec", refuse)
     import sympy.parsing.sympy_parser as sympy_parser

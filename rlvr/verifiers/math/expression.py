@@ -50,6 +50,7 @@ _SHORT_ARG = [
     (re.compile(r"\\sqrt\s*([0-9a-zA-Z])"), r"\\sqrt{\1}"),
 ]
 _DECIMALS = re.compile(r"\d*\.(\d+)")
+_PLAIN_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 _CONFIG = ConversionConfig(interpret_as_mixed_fractions=True, interpret_simple_eq_as_assignment=False,
                            interpret_contains_as_eq=False, lowercase_symbols=False)
 
@@ -140,7 +141,14 @@ class _SyntaxErrorListener(ErrorListener):
 
 
 class _Converter(_Latex2Sympy):
-    """The grammar's converter with syntax errors raised as `UnparsableAnswer`."""
+    """The grammar's converter with syntax errors raised as `UnparsableAnswer`, and numbers read
+    without `sympy.Number(str)` (which would hand the digits to `sympify`, i.e. to `eval`)."""
+
+    def parse_number(self, text):
+        digits = text.replace(",", "")
+        if not _PLAIN_NUMBER.fullmatch(digits):
+            raise UnparsableAnswer(f"not a number: {text[:40]!r}")
+        return sympy.Rational(digits)  # exact, through fractions.Fraction
 
     def create_parser(self, latex_str):
         parser = super().create_parser(latex_str)
@@ -174,6 +182,8 @@ def parse_expression(text: str) -> sympy.Basic:
     for pattern, repl in _SHORT_ARG:
         s = pattern.sub(repl, s)
     s = s.replace("**", "^")
+    if "," in s:  # lists are split before this point; a comma here would reach the grammar's
+        raise UnparsableAnswer("a comma inside an expression")  # number-with-commas path
     try:
         return _exact(fast_parse(s))
     except NotInSubset:
