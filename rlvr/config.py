@@ -52,7 +52,7 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    engine: Literal["hf", "vllm"] = "hf"  # hf: transformers generate; vllm: needs vllm installed
+    engine: Literal["hf"] = "hf"  # hf: transformers generate (the only engine so far)
     prompts_per_step: int = 8  # problems per GRPO step
     group_size: int = 8  # G: completions sampled per problem
     max_new_tokens: int = 128  # completion length cap (longer ones are truncated, finish_reason "length")

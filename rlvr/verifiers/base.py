@@ -26,8 +26,6 @@ BUILTIN_VERIFIERS: dict[str, str] = {
     "countdown": "rlvr.verifiers.countdown:CountdownVerifier",
     "math": "rlvr.verifiers.math:MathVerifier",
     "code": "rlvr.verifiers.code:CodeVerifier",
-    "rubric": "rlvr.verifiers.rubric:RubricVerifier",
-    "reward_model": "rlvr.verifiers.reward_model:RewardModelVerifier",
 }
 
 
