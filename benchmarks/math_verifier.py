@@ -5,10 +5,11 @@ Both judge every (reference, completion, expected) triple of the regression tabl
 the way RL trainers call it: `verify(parse("\\\\boxed{" + gold + "}"), parse(completion))`.
 
 Printed as JSON: for each verifier, accuracy against the human labels, false accepts (reward 1
-where the label says wrong), false rejects, p50/p99 latency of one verification in this process
-(after a warm-up; answer caches cleared before each item), and verifications per second with `--workers`
-processes (rlvr through its `VerifierPool`, Math-Verify through a `multiprocessing` pool), each
-case once after a warm-up, followed by the accuracy per family.
+where the label says wrong), false rejects, mean/p50/p99 latency of one verification in this
+process (after a warm-up; answer caches cleared before each item), and verifications per second
+with `--workers` processes (rlvr through its `VerifierPool`, Math-Verify through a
+`multiprocessing` pool): each case once after a warm-up, the median of `--rounds` runs with fresh
+processes. Then the accuracy per family.
 
 This is a script, not a test: it does not assert the goals; read the numbers.
 """
@@ -122,13 +123,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=Path, default=DEFAULT_CASES)
     parser.add_argument("--workers", type=int, default=2, help="processes for the throughput run")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="throughput runs, each with fresh worker processes; the median is kept")
     parser.add_argument("--show-disagreements", action="store_true")
     args = parser.parse_args()
     cases = load_cases(args.cases)
     rlvr_stats, rlvr_v = score(cases, rlvr_judge, parse_answer.cache_clear)
     mv_stats, mv_v = score(cases, math_verify_judge, _clear_math_verify)
-    rlvr_stats["verifications_per_s"] = round(rlvr_throughput(cases, args.workers), 1)
-    mv_stats["verifications_per_s"] = round(math_verify_throughput(cases, args.workers), 1)
+    rlvr_stats["verifications_per_s"] = round(statistics.median(
+        rlvr_throughput(cases, args.workers) for _ in range(args.rounds)), 1)
+    mv_stats["verifications_per_s"] = round(statistics.median(
+        math_verify_throughput(cases, args.workers) for _ in range(args.rounds)), 1)
     report = {"cases": len(cases), "workers": args.workers, "rlvr": rlvr_stats, "math_verify": mv_stats,
               "per_family": per_family(cases, {"rlvr": rlvr_v, "math_verify": mv_v})}
     if args.show_disagreements:
