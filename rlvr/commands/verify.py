@@ -15,13 +15,16 @@ from rlvr.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="JSONL file: one {\"verifier\", \"completion\", ...} object a line")
-    parser.add_argument("--output", "-o", required=True, help="JSONL file to write (one line per input line)")
+    parser.add_argument("input", help='JSONL file, one {"verifier", "completion", ...} object a line')
+    parser.add_argument("--output", "-o", required=True,
+                        help="JSONL file to write (one line per input line)")
     parser.add_argument("--workers", type=int, default=2, help="verifier worker processes (default 2)")
-    parser.add_argument("--timeout-s", type=float, default=10.0, help="wall-clock limit per case (default 10)")
-    parser.add_argument("--memory-mb", type=int, default=2048, help="address-space cap per worker (default 2048)")
+    parser.add_argument("--timeout-s", type=float, default=10.0,
+                        help="wall-clock limit per case (default 10)")
+    parser.add_argument("--memory-mb", type=int, default=2048,
+                        help="address-space cap per worker (default 2048)")
     parser.add_argument("--options", default="{}",
-                        help='verifier options as JSON, e.g. \'{"math": {"last_number_fallback": true}}\'')
+                        help='verifier options as JSON: \'{"math": {"last_number_fallback": true}}\'')
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 

@@ -117,7 +117,8 @@ def _verify_chunk(pool: VerifierPool | None, chunk: list[tuple[int, str]],
             record = json.loads(line)
             problem, completion = case_of(record, line_no)
         except json.JSONDecodeError as exc:
-            out[k] = {"line": line_no, "raw": line, **_failed("malformed", f"line {line_no}: invalid JSON: {exc}")}
+            message = f"line {line_no}: invalid JSON: {exc}"
+            out[k] = {"line": line_no, "raw": line, **_failed("malformed", message)}
             on_done()
             continue
         except DataError as exc:

@@ -4,8 +4,11 @@ The rules a careful grader applies, and no more:
 - exact numbers compare exactly; a tolerance (`rel_tol`) applies only when a decimal was written.
   A reference written as a rounded decimal (`0.33`) accepts an exact value that rounds to it
   (`1/3`) and a decimal given to at least two more places; `0.34` stays wrong;
-- expressions: sympy's structural equality, then numeric probing at random points (high-precision
-  `evalf`; no `lambdify`, which generates and `exec`s code);
+- closed expressions (`\\sqrt{2}/2` vs `1/\\sqrt{2}`): exact equality, else 30-digit `evalf`;
+- expressions with variables: structural equality, then values at random points, positive and
+  negative, computed by walking the tree in double precision (no `lambdify`, which generates and
+  `exec`s code); an identity that holds for positive values only counts only when a logarithm
+  or a fractional power explains the difference (`\\log(xy)`, not `|x|` vs `x`);
 - sets and bare lists are unordered, tuples ordered; `(a, b)` is a point or an open interval and
   matches either reading with the same brackets; intervals compare both ends and their closure;
 - `x = 3` matches `3` (and `\\{3\\}`); `x > 3` matches `(3, \\infty)`; equations match when one is
@@ -25,11 +28,13 @@ from dataclasses import dataclass
 import sympy
 from sympy.core.function import AppliedUndef
 
-from rlvr.verifiers.math.values import Choice, IntervalValue, Items, MatrixValue, Relation, Scalar, Text, Value
+from rlvr.verifiers.math.values import (Choice, IntervalValue, Items, MatrixValue, Relation, Scalar,
+                                        Text, Value)
 
 PROBE_DIGITS = 30
-EXACT_REL_TOL = 1e-20
-MIN_ROUNDED_DECIMALS = 3  # `3.14` does not accept pi, `1.732` accepts sqrt(3)  # two exact values agreeing to this many digits are taken as equal
+EXACT_REL_TOL = 1e-20  # two closed exact values agreeing to 20 digits (of 30 computed) are equal
+PROBE_REL_TOL = 1e-12  # expressions with variables, probed in double precision
+MIN_ROUNDED_DECIMALS = 3  # `3.14` does not accept pi, `1.732` accepts sqrt(3)
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,7 @@ def _agree_at_points(a: sympy.Basic, b: sympy.Basic, symbols: list, rng: random.
         va, vb = _probe_value(a, point), _probe_value(b, point)
         if va is None or vb is None:
             continue
-        if not _close(va, vb, tol.rel_tol if approx else 1e-12):
+        if not _close(va, vb, tol.rel_tol if approx else PROBE_REL_TOL):
             return False
         agreeing += 1
         if agreeing >= tol.probe_points:
@@ -206,8 +211,9 @@ def scalars_equal(gold: Scalar, pred: Scalar, tol: Tolerance) -> bool:
     candidates = [(g, p)]
     if gold.percent != pred.percent:
         candidates.append((g / 100 if gold.percent else g, p / 100 if pred.percent else p))
-    if gold.degrees != pred.degrees:
-        candidates.append((g * sympy.pi / 180 if gold.degrees else g, p * sympy.pi / 180 if pred.degrees else p))
+    if gold.degrees != pred.degrees:  # the one in degrees, in radians
+        radians = sympy.pi / 180
+        candidates.append((g * radians if gold.degrees else g, p * radians if pred.degrees else p))
     for a, b in candidates:
         if expressions_equal(a, b, approx, tol):
             return True
@@ -404,7 +410,8 @@ def equivalent(gold: Value, pred: Value, tol: Tolerance) -> bool:
     if isinstance(p, Items):
         return len(p.items) == 1 and p.kind in ("set", "list") and equivalent(g, p.items[0], tol)
     if isinstance(g, IntervalValue) or isinstance(p, IntervalValue):
-        return isinstance(g, IntervalValue) and isinstance(p, IntervalValue) and intervals_equal(g, p, tol)
+        both = isinstance(g, IntervalValue) and isinstance(p, IntervalValue)
+        return both and intervals_equal(g, p, tol)
     if isinstance(g, Scalar) and isinstance(p, Scalar):
         return scalars_equal(g, p, tol)
     return False

@@ -83,7 +83,8 @@ def parse_number(text: str) -> tuple[sympy.Rational, bool, int] | None:
         num, den = (m.group(3), m.group(4)) if m.group(3) else (m.group(5), m.group(6))
         if int(den) == 0 or int(num) >= int(den):
             return None
-        return sympy.Rational(_signed(m.group(1), int(m.group(2)) + Fraction(int(num), int(den)))), False, 0
+        value = int(m.group(2)) + Fraction(int(num), int(den))
+        return sympy.Rational(_signed(m.group(1), value)), False, 0
     if m := _SCI.match(s):
         value = Fraction(m.group(2)) * Fraction(10) ** int(m.group(3))
         # decimal places of a mantissa say nothing about absolute rounding: 0, not len(digits)

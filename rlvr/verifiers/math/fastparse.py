@@ -121,7 +121,9 @@ class _Parser:
 
     @staticmethod
     def _starts_atom(tok: str) -> bool:
-        return tok[0].isalnum() or tok in ("(", "{", "[") or tok[0] == "\\" and tok not in _PRODUCT | _QUOTIENT
+        if tok[0] == "\\":
+            return tok not in _PRODUCT and tok not in _QUOTIENT
+        return tok[0].isalnum() or tok in ("(", "{", "[")
 
     def power(self) -> sympy.Expr:
         base = self.atom()

@@ -18,7 +18,8 @@ _UNICODE = {
     "−": "-", "–": "-", "—": "-", "×": r"\times ", "·": r"\cdot ", "÷": r"\div ", "√": r"\sqrt",
     "π": r"\pi ", "∞": r"\infty ", "≤": r"\le ", "≥": r"\ge ", "≠": r"\ne ", "±": r"\pm ",
     "°": r"^\circ ", "∪": r"\cup ", "∩": r"\cap ", "∅": r"\emptyset ", "θ": r"\theta ",
-    "α": r"\alpha ", "β": r"\beta ", "²": "^2", "³": "^3", "⁻¹": "^{-1}", "½": r"\frac{1}{2}", "\u00a0": " ", "\u2009": " ", "\u202f": " ",
+    "α": r"\alpha ", "β": r"\beta ", "²": "^2", "³": "^3", "⁻¹": "^{-1}", "½": r"\frac{1}{2}",
+    "\u00a0": " ", "\u2009": " ", "\u202f": " ",
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 

@@ -42,7 +42,8 @@ _TEXT_NUMBER = re.compile(r"\\text\{((?:[^{}a-zA-Z\\]|\\[a-zA-Z]+)*)\}")  # `\te
 _REALS = {"\\mathbb{R}", "\\mathbb R", "\\R", "\\text{all real numbers}", "all real numbers"}
 _SEPARATORS = re.compile(r"\\text\{\s*(?:or|and|,)\s*\}|\s+(?:or|and)\s+|;")
 _MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.S)
-_RELATIONS = [("\\le", "<="), ("\\ge", ">="), ("\\ne", "!="), ("\\in", "in"), ("=", "="), ("<", "<"), (">", ">")]
+_RELATIONS = [("\\le", "<="), ("\\ge", ">="), ("\\ne", "!="), ("\\in", "in"), ("=", "="),
+              ("<", "<"), (">", ">")]
 _INEQUALITY = re.compile(r"\\le(?![a-zA-Z])|\\ge(?![a-zA-Z])|<|>")
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 
@@ -74,13 +75,10 @@ def _inside_command(text: str, i: int, sep: str) -> bool:
 
 def _wrapped(text: str) -> tuple[str, str, str] | None:
     """`(open, inside, close)` when one bracket pair encloses all of `text`, else None."""
-    opens = {"(": "(", "[": "[", "\\{": "\\{", "\\langle": "\\langle"}
-    for token in opens:
-        if text.startswith(token):
-            break
-    else:
+    token = next((t for t in ("(", "[", "\\{") if text.startswith(t)), None)
+    if token is None:
         return None
-    closes = (")", "]") if token in "([" else ("\\}",) if token == "\\{" else ("\\rangle",)
+    closes = (")", "]") if token in "([" else ("\\}",)
     close = next((c for c in closes if text.endswith(c)), None)
     if close is None:
         return None
@@ -209,10 +207,10 @@ def _parse(text: str, depth: int) -> Value:
         return Items("pair", (Scalar(-sympy.oo), Scalar(sympy.oo)), "()")
     if s.lower() in _NUMBER_WORDS:
         return Scalar(sympy.Integer(_NUMBER_WORDS[s.lower()]))
-    if _is_text(s):
-        return Text(text_key(s))
     if m := _MATRIX.match(s):
         return _matrix(m.group(2), depth)
+    if _is_text(s):
+        return Text(text_key(s))
     s = _SEPARATORS.sub(",", s)
     for sep, kind in (("\\cup", "union"), (",", "list")):
         parts = split_top(s, sep)
@@ -228,7 +226,7 @@ def _parse(text: str, depth: int) -> Value:
         if len(split_top(s, sign)) == 2:
             plus, minus = s.replace(sign, "+", 1), s.replace(sign, "-", 1)
             return Items("list", (_parse(plus, depth + 1), _parse(minus, depth + 1)))
-    if s in ("\\emptyset", "\\{\\}", "\\text{none}"):
+    if s == "\\emptyset":
         return Items("set", ())
     return _scalar(s)
 

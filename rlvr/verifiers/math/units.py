@@ -103,7 +103,8 @@ def parse_unit(text: str) -> Unit | None:
     return Unit(f"{top.dimension}/{bottom.dimension}", top.factor / bottom.factor)
 
 
-_COMPOUND = re.compile(r"^(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*(?:and\s*|,\s*)?(\d+(?:\.\d+)?)\s*([A-Za-z]+)$")
+_COMPOUND = re.compile(
+    r"^(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*(?:and\s*|,\s*)?(\d+(?:\.\d+)?)\s*([A-Za-z]+)$")
 
 
 def _compound(plain: str) -> tuple[str, Unit | None] | None:
