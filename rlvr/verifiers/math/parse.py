@@ -45,6 +45,8 @@ _MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\en
 _RELATIONS = [("\\le", "<="), ("\\ge", ">="), ("\\ne", "!="), ("\\in", "in"), ("=", "="),
               ("<", "<"), (">", ">")]
 _INEQUALITY = re.compile(r"\\le(?![a-zA-Z])|\\ge(?![a-zA-Z])|<|>")
+_TRIG = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)(?![a-zA-Z])")
+_DEGREE_ARGUMENT = re.compile(r"(\d+(?:\.\d+)?)\s*°")
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
 
 
@@ -108,6 +110,8 @@ def text_key(text: str) -> str:
 
 def _scalar(text: str) -> Scalar:
     s = text.strip()
+    if "°" in s and _TRIG.search(s):  # `\\sin 30°`: the degrees belong to the argument
+        s = _DEGREE_ARGUMENT.sub(r"(\\frac{\1\\pi}{180})", s)
     percent = s.endswith("%")
     s = s.rstrip("%").strip()
     degrees = s.endswith("°")

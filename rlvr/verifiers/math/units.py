@@ -61,6 +61,7 @@ def _table() -> dict[str, tuple[str, Fraction]]:
 UNITS = _table()
 _RATES = {"mph": "mi/h", "kph": "km/h", "kmh": "km/h", "fps": "ft/s"}
 _POWER_WORDS = {"square": 2, "sq": 2, "cubic": 3, "cu": 3}
+_SHORT_WORDS = {"sq", "cu", "of", "an", "in", "on", "at", "to", "by", "is"}  # `12 sq units`, `1/2 of it`
 _TEXT = re.compile(r"\\text\s*\{([^{}]*)\}")
 _TAIL = re.compile(
     r"(?:(?<=[\d}).])|(?<=\s)|^)\s*(?P<tail>[A-Za-z][A-Za-z.\s/^{}0-9]*)$")
@@ -142,7 +143,8 @@ def split_unit(text: str) -> tuple[str, Unit | None]:
     words = tail.replace("/", " ").split()
     if unit is not None and (spaced or len(tail) > 1):
         return head, unit
-    if words and all(w.rstrip(".").isalpha() and (len(w) >= 3 or w.lower() in _POWER_WORDS)
-                     and w.lower() not in _MATH_WORDS for w in words):
+    if words and any(len(w) >= 3 for w in words) and all(
+            w.rstrip(".").isalpha() and (len(w) >= 3 or w.lower() in _SHORT_WORDS)
+            and w.lower() not in _MATH_WORDS for w in words):
         return head, None  # `3 apples`: plain words after a number are not part of the answer
     return text, None
