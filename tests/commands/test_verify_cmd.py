@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,21 @@ def test_verify_options_reach_the_verifier(tmp_path):
 def test_verify_bad_options_is_a_config_error(tmp_path):
     proc, _ = _run(tmp_path, LINES[:1], "--no-progress", "--options", "[1]")
     assert proc.returncode == 2 and "config error" in proc.stderr
+
+
+class CrashingVerifier:
+    """A verifier with a bug: it raises on every call (its failure is infrastructure, not 0)."""
+
+    def verify(self, problem, completion):
+        raise RuntimeError("bug in a verifier")
+
+
+def test_a_crashing_verifier_is_an_error_line_and_the_run_goes_on(tmp_path, monkeypatch):
+    here = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", here + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    lines = [{"verifier": "test_verify_cmd:CrashingVerifier", "completion": "x", "id": "c"},
+             {"verifier": "math", "answer": "2", "completion": r"\boxed{2}"}]
+    proc, out = _run(tmp_path, lines, "--no-progress")
+    assert proc.returncode == 1, proc.stderr
+    assert [row["status"] for row in out] == ["error", "correct"]
+    assert "bug in a verifier" in out[0]["info"]["message"]
