@@ -1,16 +1,17 @@
 """`DockerSandbox`: run untrusted programs in locked-down containers, with a warm pool.
 
-A pooled container runs `rlvr.sandbox.harness` as its PID 1 and serves one program at a time over
-its attached stdin/stdout, so a short program costs a process start inside a running container
-rather than a container start (tens of milliseconds instead of about half a second). The policy
+A pooled container runs `rlvr.sandbox.forkserver` as its PID 1 and serves one program at a time
+over its attached stdin/stdout; programs are forked from a clean pre-started interpreter (a
+zygote that never sees any run's data), so a short program costs a fork inside a running
+container rather than a container start (milliseconds instead of about half a second). The policy
 of every container is in `rlvr.sandbox.engine`. Between runs:
 
-- every process of the run is killed (`kill(-1)` from PID 1, which no process inside can signal
-  or trace: the kernel protects a namespace's init, and the harness makes itself undumpable);
+- every process of the run is killed by PID 1, which no process inside can signal or trace (the
+  kernel protects a namespace's init, and PID 1 and the zygote make themselves undumpable);
 - the run's private directory is deleted; each run gets a fresh one;
 - the harness checks for anything else a run could leave for the next (processes, files in the
-  work dir, `/dev/shm`, POSIX message queues, System V IPC objects): a container with any of it
-  is discarded and replaced, never reused.
+  work dir, `/dev/shm`, POSIX message queues, System V IPC objects, a tampered zygote): a
+  container with any of it is discarded and replaced, never reused.
 
 The wall-clock limit is enforced twice: by the harness (kills the program at `timeout_s`) and from
 the host (a harness that has not answered `grace_s` later gets its container removed).
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlvr.errors import SandboxError
-from rlvr.sandbox import engine, harness
+from rlvr.sandbox import engine, forkserver, harness
 from rlvr.sandbox.base import ExecutionResult, Limits, Program, result_of
 
 _FRAME = struct.Struct(">BxxxI")  # Docker's multiplexed stream: stream id, 3 pad bytes, size
@@ -84,7 +85,7 @@ class _Container:
               startup_timeout_s: float, instance: str) -> "_Container":
         config = engine.host_config(api, shape.memory_mb, shape.pids, shape.cpus, shape.disk_mb,
                                     runtime)
-        command = ["python3", "-E", "-s", "-c", _HARNESS_SOURCE, engine.WORK_DIR, str(idle_exit_s)]
+        command = ["python3", "-I", "-c", forkserver.BOOT, *_SOURCES, engine.WORK_DIR, str(idle_exit_s)]
         cid = engine.create_container(api, image, command, config, {engine.INSTANCE_LABEL: instance})
         try:
             sock = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1,
@@ -175,12 +176,12 @@ def _remove(api, cid: str) -> None:
         pass  # already gone (auto-removed), or the engine is down and took it with it
 
 
-def _harness_source() -> str:
-    with open(harness.__file__, encoding="utf-8") as fh:
+def _source_of(module) -> str:
+    with open(module.__file__, encoding="utf-8") as fh:
         return fh.read()
 
 
-_HARNESS_SOURCE = _harness_source()
+_SOURCES = (_source_of(harness), _source_of(forkserver))  # what the container's PID 1 runs
 
 
 class DockerSandbox:

@@ -1,17 +1,15 @@
 """The run harness: start one untrusted program under limits, capture capped output, clean up.
 
 This file is self-contained (standard library only, Python >= 3.8) because it is also shipped as
-source into sandbox containers, where it runs as the container's long-lived PID 1 and serves
-one request at a time over length-prefixed JSON on stdin/stdout (`serve`). The subprocess backend
-imports `run_program` from here and calls it directly on the host.
+source into sandbox containers, where `rlvr.sandbox.forkserver` (the container's PID 1) uses it;
+the subprocess backend calls `run_program` directly on the host.
 
-One run: a fresh private directory, the program's files, a child `python3` in its own session with
-rlimits and `oom_score_adj` 1000 (the kernel kills it before the harness), stdin fed and stdout /
-stderr read without threads, the wall-clock limit enforced by killing, output capped. Afterwards
-every other process is killed (in a container: `kill(-1)` from PID 1, which the kernel never
-delivers to PID 1 itself; on the host: the child's process group) and the directory removed. The
-harness then reports whether the container is still clean (no leftover process, shared-memory
-file, message queue or System V IPC object); a dirty container is recycled by the host.
+One run: a fresh private directory holding the program's files and `main.py`, a child process in
+its own session with rlimits and `oom_score_adj` 1000 (the kernel's OOM killer takes it first),
+stdin fed and stdout / stderr read without threads, the wall-clock limit enforced by killing,
+output capped, then every leftover process killed by the caller's `sweep` and the directory
+removed. How the child is started is the caller's `spawn`: `PopenChild` starts a new `python3`;
+the fork server forks a pre-started interpreter instead (much faster).
 
 It deliberately does not judge outputs, and it is not the security boundary: the container is.
 """
@@ -26,12 +24,11 @@ import shutil
 import signal
 import struct
 import subprocess
-import sys
 import time
 
 HEADER = struct.Struct(">I")
 MAX_MESSAGE_BYTES = 256 << 20
-_MAIN = "main.py"
+MAIN = "main.py"
 _OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
 
 
@@ -121,7 +118,7 @@ def _oom_kills() -> int:
     return -1
 
 
-def _limit_child(limits: dict) -> None:
+def limit_child(limits: dict) -> None:
     """Runs in the child between fork and exec: rlimits and OOM priority."""
     def cap(which: int, value: int) -> None:
         try:
@@ -159,22 +156,58 @@ class _Output:
         return bytes(self.data).decode("utf-8", "replace")
 
 
-def _pump(proc: subprocess.Popen, stdin_data: bytes, deadline: float, cap_bytes: int):
+class PopenChild:
+    """A new `python3 -E -s main.py` process with its own pipes, session and rlimits."""
+
+    def __init__(self, python: str, run_dir: str, env: dict, limits: dict):
+        in_r, self.stdin = os.pipe()
+        self.stdout, out_w = os.pipe()
+        self.stderr, err_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen([python, "-E", "-s", MAIN], cwd=run_dir, env=env,
+                                         stdin=in_r, stdout=out_w, stderr=err_w, close_fds=True,
+                                         start_new_session=True,
+                                         preexec_fn=lambda: limit_child(limits))
+        except BaseException:
+            for fd in (self.stdin, self.stdout, self.stderr):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (in_r, out_w, err_w):
+                os.close(fd)
+        self.pid = self.proc.pid
+        self.exit_fd = os.pidfd_open(self.pid) if hasattr(os, "pidfd_open") else None
+
+    def exited(self) -> bool:
+        return self.proc.poll() is not None
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    def wait(self) -> int:
+        """Exit status, negative for a signal. Closes the exit descriptor."""
+        code = self.proc.wait()
+        if self.exit_fd is not None:
+            os.close(self.exit_fd)
+            self.exit_fd = None
+        return code
+
+
+def _pump(child, stdin_data: bytes, deadline: float, cap_bytes: int):
     """Feed stdin and read stdout/stderr until the child exits, the deadline passes, or output
     overflows. Returns (stdout, stderr, why) with why in {"exit", "timeout", "output"}."""
     out, err = _Output(cap_bytes), _Output(cap_bytes)
     sel = selectors.DefaultSelector()
-    pidfd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
-    if pidfd is not None:
-        sel.register(pidfd, selectors.EVENT_READ, "exit")
-    sel.register(proc.stdout, selectors.EVENT_READ, out)
-    sel.register(proc.stderr, selectors.EVENT_READ, err)
+    if child.exit_fd is not None:
+        sel.register(child.exit_fd, selectors.EVENT_READ, "exit")
+    sel.register(child.stdout, selectors.EVENT_READ, out)
+    sel.register(child.stderr, selectors.EVENT_READ, err)
     pending = memoryview(stdin_data)
     if pending:
-        os.set_blocking(proc.stdin.fileno(), False)
-        sel.register(proc.stdin, selectors.EVENT_WRITE, "stdin")
+        os.set_blocking(child.stdin, False)
+        sel.register(child.stdin, selectors.EVENT_WRITE, "stdin")
     else:
-        proc.stdin.close()
+        os.close(child.stdin)
     why = None
     try:
         while why is None:
@@ -182,76 +215,58 @@ def _pump(proc: subprocess.Popen, stdin_data: bytes, deadline: float, cap_bytes:
             if left <= 0:
                 why = "timeout"
                 break
-            for key, _ in sel.select(timeout=min(left, 0.05 if pidfd is None else left)):
+            for key, _ in sel.select(timeout=min(left, 0.05 if child.exit_fd is None else left)):
                 if key.data == "exit":
-                    why = "exit"
+                    if child.exited():
+                        why = "exit"
                 elif key.data == "stdin":
                     try:
                         pending = pending[os.write(key.fd, pending):]
-                    except (BrokenPipeError, OSError):
+                    except OSError:  # the program closed its stdin
                         pending = pending[:0]
                     if not pending:
-                        sel.unregister(proc.stdin)
-                        proc.stdin.close()
+                        sel.unregister(key.fd)
+                        os.close(key.fd)
                 else:
                     chunk = os.read(key.fd, 65536)
                     if not chunk:
-                        sel.unregister(key.fileobj)
+                        sel.unregister(key.fd)
                     else:
                         key.data.add(chunk)
                         if key.data.truncated:
                             why = "output"
-            if why is None and pidfd is None and proc.poll() is not None:
+            if why is None and child.exit_fd is None and child.exited():
                 why = "exit"
     finally:
+        if pending:
+            os.close(child.stdin)
         sel.close()
-        if pidfd is not None:
-            os.close(pidfd)
     return out, err, why
 
 
-def _drain(stream, output: _Output) -> None:
-    """Read what is left in a pipe whose writers are all dead."""
-    os.set_blocking(stream.fileno(), False)
+def _drain(fd: int, output: _Output) -> None:
+    """Read what is left in a pipe whose writers are all dead, then close it."""
+    os.set_blocking(fd, False)
     try:
         while True:
-            chunk = os.read(stream.fileno(), 65536)
+            chunk = os.read(fd, 65536)
             if not chunk:
                 return
             output.add(chunk)
-    except (BlockingIOError, OSError):
+    except OSError:  # BlockingIOError: a writer we could not kill still holds it
         return
     finally:
-        stream.close()
+        os.close(fd)
 
 
-def kill_namespace() -> None:
-    """As PID 1 of a PID namespace: kill and reap every other process, until none is left."""
-    for _ in range(50):
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-        if not other_processes():
-            return
-        time.sleep(0.002)
+def scrubbed_env(run_dir: str) -> dict:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": run_dir, "TMPDIR": run_dir,
+            "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
 
 
-def other_processes() -> list[int]:
-    me = os.getpid()
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me]
-
-
-def run_program(request: dict, work_root: str, run_id: str, in_namespace: bool) -> dict:
-    """Run one request (see `serve`) and return the result dict. `in_namespace` selects how
-    leftovers are killed: `kill(-1)` as PID 1 of a container, else the child's process group."""
+def run_program(request: dict, work_root: str, run_id: str, spawn, sweep) -> dict:
+    """Run one request and return the result dict. `spawn(run_dir, env, limits)` starts the child
+    (`PopenChild` or the fork server's); `sweep(child)` kills whatever the run left running."""
     limits = request.get("limits", {})
     cap_bytes = int(limits.get("output_bytes", 1 << 20))
     run_dir = os.path.join(work_root, run_id)
@@ -259,27 +274,19 @@ def run_program(request: dict, work_root: str, run_id: str, in_namespace: bool) 
     oom_before = _oom_kills()
     try:
         _write_files(run_dir, dict(request.get("files", {})))
-        with open(os.path.join(run_dir, _MAIN), "w", encoding="utf-8") as fh:
+        with open(os.path.join(run_dir, MAIN), "w", encoding="utf-8") as fh:
             fh.write(request["source"])
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": run_dir, "TMPDIR": run_dir,
-               "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"}
         start = time.monotonic()
-        proc = subprocess.Popen([request.get("python", sys.executable), "-E", "-s", _MAIN],
-                                cwd=run_dir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, close_fds=True, start_new_session=True,
-                                preexec_fn=lambda: _limit_child(limits))
-        out, err, why = _pump(proc, request.get("stdin", "").encode("utf-8"),
+        child = spawn(run_dir, scrubbed_env(run_dir), limits)
+        out, err, why = _pump(child, request.get("stdin", "").encode("utf-8"),
                               start + float(limits.get("timeout_s", 10.0)), cap_bytes)
         if why != "exit":
-            proc.kill()
-        exit_code = proc.wait()  # before the sweep below, which would reap it blindly
-        if in_namespace:
-            kill_namespace()
-        else:
-            _kill_group(proc.pid)
+            child.kill()
+        exit_code = child.wait()  # before the sweep, which may reap blindly
+        sweep(child)
         wall_s = time.monotonic() - start
-        _drain(proc.stdout, out)
-        _drain(proc.stderr, err)
+        _drain(child.stdout, out)
+        _drain(child.stderr, err)
         files = _read_collected(run_dir, list(request.get("collect", [])), cap_bytes)
     finally:
         _remove_tree(run_dir)
@@ -291,9 +298,10 @@ def run_program(request: dict, work_root: str, run_id: str, in_namespace: bool) 
             "stderr_truncated": err.truncated, "files": files}
 
 
-def _kill_group(pgid: int) -> None:
+def kill_group(child) -> None:
+    """The subprocess backend's sweep: the child's process group (escapable with setsid)."""
     try:
-        os.killpg(pgid, signal.SIGKILL)
+        os.killpg(child.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 
@@ -308,72 +316,3 @@ def _remove_tree(path: str) -> None:
             pass
 
     shutil.rmtree(path, onerror=make_writable_and_retry)
-
-
-# ---- the container's PID 1 ------------------------------------------------------------------
-
-def dirt(work_root: str) -> list[str]:
-    """What a finished run left behind that could reach the next one (empty when clean)."""
-    found = [f"process {pid}" for pid in other_processes()]
-    for where in (work_root, "/dev/shm", "/dev/mqueue"):
-        try:
-            found += [os.path.join(where, n) for n in os.listdir(where)]
-        except OSError:
-            continue
-    for table in ("shm", "sem", "msg"):
-        try:
-            with open(f"/proc/sysvipc/{table}") as fh:
-                if len(fh.read().strip().splitlines()) > 1:
-                    found.append(f"System V {table}")
-        except OSError:
-            continue
-    return found
-
-
-def _make_undumpable() -> bool:
-    """Forbid ptrace and /proc/1/mem access to the harness by its same-uid children."""
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) == 0  # PR_SET_DUMPABLE
-    except (ImportError, OSError, AttributeError):
-        return False
-
-
-def serve(work_root: str, idle_exit_s: float) -> int:
-    """Answer requests on fd 0 with results on fd 1 until end of input or `idle_exit_s` idle.
-
-    A request is {"source", "stdin", "files", "collect", "limits": {"timeout_s", "output_bytes",
-    "file_mb", ...}}; {"op": "ping"} answers {"ok": true}. Each result carries "dirt": what the
-    run left behind that the harness could not remove (the host then recycles the container).
-    """
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGUSR1,
-                signal.SIGUSR2, signal.SIGQUIT, signal.SIGALRM):
-        signal.signal(sig, signal.SIG_IGN)
-    write_message(1, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
-                      "undumpable": _make_undumpable(), "python": sys.version.split()[0],
-                      "oom_counter": _oom_kills() >= 0})
-    count = 0
-    sel = selectors.DefaultSelector()
-    sel.register(0, selectors.EVENT_READ)
-    while sel.select(timeout=idle_exit_s):
-        request = read_message(0)
-        if request is None:
-            return 0
-        if request.get("op") == "ping":
-            write_message(1, {"ok": True})
-            continue
-        count += 1
-        try:
-            result = run_program(request, work_root, f"run-{count}", in_namespace=os.getpid() == 1)
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            kill_namespace()
-            result = {"error": f"{type(exc).__name__}: {exc}"}
-        result["dirt"] = dirt(work_root)
-        write_message(1, result)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(serve(sys.argv[1] if len(sys.argv) > 1 else "/sandbox",
-                   float(sys.argv[2]) if len(sys.argv) > 2 else 3600.0))

@@ -23,7 +23,7 @@ import tempfile
 
 from rlvr.errors import SandboxError
 from rlvr.sandbox.base import ExecutionResult, Limits, Program, result_of
-from rlvr.sandbox.harness import run_program
+from rlvr.sandbox.harness import PopenChild, kill_group, run_program
 
 
 class SubprocessSandbox:
@@ -36,13 +36,15 @@ class SubprocessSandbox:
 
     def run(self, program: Program, limits: Limits) -> ExecutionResult:
         request = {"source": program.source, "stdin": program.stdin, "files": dict(program.files),
-                   "collect": list(program.collect), "python": self.python,
+                   "collect": list(program.collect),
                    "limits": {"timeout_s": limits.timeout_s, "output_bytes": limits.output_bytes,
                               "file_mb": limits.disk_mb, "address_space_mb": limits.memory_mb,
                               "cpu_s": int(limits.timeout_s) + 1, "nproc": _nproc(limits.pids)}}
         root = tempfile.mkdtemp(prefix="rlvr-run-", dir=self.work_root)
         try:
-            reply = run_program(request, root, f"run-{next(self._counter)}", in_namespace=False)
+            reply = run_program(request, root, f"run-{next(self._counter)}",
+                                lambda run_dir, env, lim: PopenChild(self.python, run_dir, env, lim),
+                                kill_group)
         except (OSError, ValueError) as exc:
             raise SandboxError(f"subprocess sandbox could not run the program: {exc}") from exc
         finally:

@@ -4,6 +4,10 @@ import os
 
 from rlvr.sandbox import engine
 
+# Processes other than PID 1, this program and its parent (the fork server's zygote).
+OTHER_PROCESSES = ("import os\nprint([p for p in os.listdir('/proc') if p.isdigit() and int(p) not in "
+                   "(1, os.getpid(), os.getppid())])")
+
 
 def leftover_containers() -> list:
     return engine.our_containers(engine.connect(), mine_only=True)

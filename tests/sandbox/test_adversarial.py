@@ -14,7 +14,7 @@ import pytest
 from rlvr.sandbox.base import Limits, Program
 from rlvr.types import Completion, Problem
 from rlvr.verifiers.code import CodeVerifier
-from sandbox_helpers import leftover_containers, sandbox_processes_on_host
+from sandbox_helpers import OTHER_PROCESSES, leftover_containers, sandbox_processes_on_host
 
 pytestmark = pytest.mark.docker
 
@@ -77,7 +77,7 @@ def test_fork_bomb_is_contained_and_cleared(verifier, docker_sandbox):
     code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     verdict = judge(verifier, code + CORRECT)
     assert verdict.reward == 0
-    assert probe(docker_sandbox, "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]))") == "2"
+    assert probe(docker_sandbox, OTHER_PROCESSES) == "[]"
 
 
 def test_disk_fill_is_capped_and_wiped(verifier, docker_sandbox):
@@ -169,7 +169,7 @@ def test_orphan_process_does_not_survive_the_run(verifier, docker_sandbox):
     code = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
             "        while True:\n            time.sleep(0.05)\n    os._exit(0)\n" + CORRECT)
     assert judge(verifier, code).passed
-    assert probe(docker_sandbox, "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]))") == "2"
+    assert probe(docker_sandbox, OTHER_PROCESSES) == "[]"
 
 
 def test_sleeping_past_the_limit_after_printing_fails(verifier):
@@ -187,3 +187,54 @@ def test_nothing_is_left_behind(docker_sandbox):
         time.sleep(0.2)
     assert leftover_containers() == [] and sandbox_processes_on_host() == []
     assert os.getpid()  # the host process itself is unharmed
+
+
+SCAN_OWN_MEMORY = """
+import ctypes, re
+ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # dumpable again, so /proc/self/mem opens
+# The secret's two halves, never joined in this process: a match is a copy from elsewhere.
+pattern = re.compile(re.escape({first!r}.encode()) + b'(?=' + re.escape({second!r}.encode()) + b')')
+found = False
+with open('/proc/self/maps') as maps, open('/proc/self/mem', 'rb', 0) as mem:
+    for line in maps:
+        start, end = (int(x, 16) for x in line.split()[0].split('-'))
+        if 'r' not in line.split()[1] or end - start > 1 << 30:
+            continue
+        try:
+            mem.seek(start)
+            found = found or pattern.search(mem.read(end - start)) is not None
+        except (OSError, ValueError, OverflowError):
+            continue
+print(found)
+"""
+
+
+def test_no_memory_of_earlier_runs(docker_sandbox):
+    secret = os.urandom(16).hex()
+    scan = SCAN_OWN_MEMORY.format(first=secret[:16], second=secret[16:])
+    probe(docker_sandbox, f"print('earlier run', {secret!r})")
+    assert probe(docker_sandbox, scan) == "False"
+    assert probe(docker_sandbox, f"x = {secret!r}\n" + scan) == "True"  # the scan does work
+
+
+@pytest.mark.parametrize("attack", [
+    "os.kill(os.getppid(), signal.SIGSTOP)",
+    "os.kill(os.getppid(), signal.SIGKILL)",
+    "os.setpriority(os.PRIO_PROCESS, os.getppid(), 19)",
+    "os.sched_setaffinity(os.getppid(), {0})",
+    "resource.prlimit(os.getppid(), resource.RLIMIT_AS, (50 << 20, 50 << 20))",
+])
+def test_tampering_with_the_fork_server_does_not_reach_the_next_run(verifier, attack):
+    code = f"import os, resource, signal\ntry:\n    {attack}\nexcept OSError:\n    pass\n" + CORRECT
+    verdict = judge(verifier, code)  # judged (a stopped fork server times the run out), not masked
+    assert verdict.status in ("passed", "failed_tests", "timeout")
+    assert judge(verifier, "x = bytearray(100 << 20)\n" + CORRECT).passed
+
+
+def test_harness_and_fork_server_memory_is_off_limits(docker_sandbox):
+    source = ("import ctypes, os\nctypes.CDLL(None).prctl(4, 1, 0, 0, 0)\nopened = []\n"
+              "for pid in (1, os.getppid()):\n    for name in ('mem', 'environ', 'fd'):\n"
+              "        try:\n            os.listdir(f'/proc/{pid}/fd') if name == 'fd' else "
+              "open(f'/proc/{pid}/{name}', 'rb').read(1)\n            opened.append((pid, name))\n"
+              "        except OSError:\n            pass\nprint(opened)")
+    assert probe(docker_sandbox, source) == "[]"
