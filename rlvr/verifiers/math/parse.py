@@ -38,6 +38,11 @@ _NUMBER_WORDS = {w: i for i, w in enumerate(
     "sixteen seventeen eighteen nineteen twenty".split())}
 _NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
                       "ninety": 90, "hundred": 100, "a hundred": 100, "one hundred": 100})
+_DENOMINATORS = {"half": 2, "halve": 2, "third": 3, "quarter": 4, "fourth": 4, "fifth": 5,
+                 "sixth": 6, "eighth": 8, "tenth": 10}
+_FRACTION_WORDS = re.compile(
+    r"^(a|one|two|three|four|five|seven|nine)[\s-]+"
+    r"(half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|eighths?|tenths?)$", re.I)
 _TEXT_NUMBER = re.compile(r"\\text\{((?:[^{}a-zA-Z\\]|\\[a-zA-Z]+)*)\}")  # `\text{5}`, `\text{\infty}`
 _REALS = {"\\mathbb{R}", "\\mathbb R", "\\R", "\\text{all real numbers}", "all real numbers"}
 _SEPARATORS = re.compile(r"\\text\{\s*(?:or|and|,)\s*\}|\s+(?:or|and)\s+|;")
@@ -211,6 +216,9 @@ def _parse(text: str, depth: int) -> Value:
         return Items("pair", (Scalar(-sympy.oo), Scalar(sympy.oo)), "()")
     if s.lower() in _NUMBER_WORDS:
         return Scalar(sympy.Integer(_NUMBER_WORDS[s.lower()]))
+    if m := _FRACTION_WORDS.match(s):  # `one half`, `two thirds`
+        count = 1 if m.group(1).lower() == "a" else _NUMBER_WORDS[m.group(1).lower()]
+        return Scalar(sympy.Rational(count, _DENOMINATORS[m.group(2).lower().rstrip("s")]))
     if m := _MATRIX.match(s):
         return _matrix(m.group(2), depth)
     if _is_text(s):
