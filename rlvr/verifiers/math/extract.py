@@ -26,6 +26,7 @@ _GSM8K = re.compile(r"####\s*([^\n]+)")
 _ANSWER_PHRASE = re.compile(
     r"(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is|=|:)|final\s+answer\s*[:=]?)\s*[:]?\s*", re.I)
 _SENTENCE_END = re.compile(r"(?<![\d\\])\.(?:\s|$)|\n\s*\n|\.\s*\$(?:\s|$)")
+_WORDS = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _REASON = re.compile(r",?\s+(?:because|since|as|which|where|so that)\s", re.I)  # `4 because ...`
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?")
 
@@ -78,14 +79,27 @@ def _phrase_answer(text: str) -> str | None:
     return None
 
 
+def _tag_answer(inner: str) -> str:
+    """The answer inside `<answer>` tags: a box, an "answer is" phrase, the one number of a
+    sentence (`The value is 5`), or the whole content (`5`, `x = 5`, `Monday`, `5 apples`)."""
+    boxed = last_boxed(inner)
+    if boxed is not None:
+        return boxed
+    phrase = _phrase_answer(inner)
+    if phrase is not None:
+        return phrase
+    numbers = _NUMBER.findall(inner)
+    if len(_WORDS.findall(inner)) >= 2 and len(numbers) == 1 and "\\" not in inner:
+        return numbers[0]
+    return inner.strip()
+
+
 def extract_answer(text: str, last_number: bool = False) -> Extraction | None:
     """The final answer written in `text`, or None when it holds none."""
     tail = text[-MAX_SCAN_CHARS:]
     tags = _ANSWER_TAG.findall(tail)
     if tags:
-        inner = tags[-1]
-        boxed = last_boxed(inner)
-        return Extraction(boxed if boxed is not None else inner.strip(), "answer_tag")
+        return Extraction(_tag_answer(tags[-1]), "answer_tag")
     boxed = last_boxed(tail)
     if boxed is not None:
         return Extraction(boxed, "boxed")
