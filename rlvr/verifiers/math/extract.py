@@ -1,7 +1,8 @@
 """Find the final answer in a completion (or in a reference solution).
 
 Where an answer is looked for, in order:
-1. the last `<answer>...</answer>` block (a `\\boxed{}` inside it wins over the rest of it);
+1. the last `<answer>...</answer>` block (a `\\boxed{}` or an "answer is" phrase inside it
+   wins; a sentence with a single number gives that number);
 2. the last `\\boxed{...}` / `\\fbox{...}` (nested braces are matched; `\\boxed 5` works too);
 3. a GSM8K `#### 42` line;
 4. the last "the (final) answer is ..." / "Final answer: ..." phrase, up to the end of its sentence;
