@@ -19,7 +19,8 @@ changed (a program runs as the same uid and could try). Any of it is reported as
 host then discards the container. PID 1 and the zygote are undumpable (no ptrace, no /proc/PID/mem
 for their same-uid children), and PID 1 of a namespace cannot be killed from inside it.
 
-Without `socket.send_fds` / `os.pidfd_open` (Python < 3.9) it falls back to a new `python3` per run.
+Without `socket.send_fds` / `os.pidfd_open` (Python < 3.9), or when asked (`DockerSandbox(
+fork_server=False)`), it starts a new `python3` per run instead.
 """
 
 from __future__ import annotations
@@ -310,7 +311,7 @@ def _make_undumpable() -> bool:
         return False
 
 
-def serve(work_root: str, idle_exit_s: float) -> int:
+def serve(work_root: str, idle_exit_s: float, fork: bool = True) -> int:
     """Answer requests on fd 0 with results on fd 1 until end of input or `idle_exit_s` idle.
 
     A request is {"source", "stdin", "files", "collect", "python", "limits": {"timeout_s",
@@ -320,7 +321,8 @@ def serve(work_root: str, idle_exit_s: float) -> int:
     _ignore_signals()
     os.chdir("/")
     undumpable = _make_undumpable()
-    server = ForkServer() if hasattr(socket, "send_fds") and hasattr(os, "pidfd_open") else None
+    can_fork = hasattr(socket, "send_fds") and hasattr(os, "pidfd_open")
+    server = ForkServer() if fork and can_fork else None
     write_message = harness.write_message
     write_message(1, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
                       "undumpable": undumpable, "fork_server": server is not None,
@@ -351,4 +353,9 @@ def serve(work_root: str, idle_exit_s: float) -> int:
 
 
 def main(argv: list[str]) -> int:
-    return serve(argv[0] if argv else "/sandbox", float(argv[1]) if len(argv) > 1 else 3600.0)
+    if os.getpid() != 1:  # the sweep kills every other process it can: only inside a container
+        print("rlvr fork server: refusing to run except as PID 1 of a sandbox container",
+              file=sys.stderr)
+        return 2
+    return serve(argv[0] if argv else "/sandbox", float(argv[1]) if len(argv) > 1 else 3600.0,
+                 fork=(argv[2] if len(argv) > 2 else "fork") == "fork")

@@ -153,3 +153,14 @@ def test_runtime_choice_prefers_gvisor_when_installed():
     assert engine.pick_runtime(FakeEngine(["runc", "runsc"]), "default") is None
     with pytest.raises(ConfigError, match="runsc"):
         engine.pick_runtime(FakeEngine(["runc"]), "runsc")
+
+
+@pytest.mark.docker
+def test_without_the_fork_server_runs_are_isolated_too(docker_ready):
+    with DockerSandbox(pool_size=1, fork_server=False) as sandbox:
+        orphan = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\nprint('parent')"
+        assert sandbox.run(Program(orphan), LIMITS).stdout == "parent\n"
+        assert sandbox.run(Program(OTHER_PROCESSES), LIMITS).stdout.strip() == "[]"
+        quick = Limits(timeout_s=0.5, memory_mb=256, pids=32, disk_mb=16)
+        assert sandbox.run(Program("import time\ntime.sleep(9)"), quick).timed_out
+        assert sandbox.started == 1

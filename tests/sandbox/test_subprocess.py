@@ -89,3 +89,9 @@ def test_docstring_says_it_is_not_a_security_boundary():
     import rlvr.sandbox.subprocess as module
 
     assert "NOT a security boundary" in module.__doc__
+
+
+def test_fork_server_refuses_to_run_outside_a_container():
+    from rlvr.sandbox import forkserver
+
+    assert forkserver.main(["/nonexistent", "1"]) == 2
