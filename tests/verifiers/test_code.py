@@ -223,3 +223,23 @@ def test_offline_jsonl_lines_of_every_format(tmp_path):
                           options={"code": {"sandbox": "subprocess"}}, progress=False)
     statuses = [json.loads(line)["status"] for line in out.read_text().splitlines()]
     assert statuses == ["passed", "passed", "passed", "no_code"] and summary.passed == 3
+
+
+def test_mbpp_fixture_reference_solutions_pass_and_stubs_fail(verifier):
+    import json
+    import warnings
+    from pathlib import Path
+
+    from rlvr.tasks.base import make_task
+
+    path = Path(__file__).parent.parent / "fixtures" / "mbpp" / "mbpp.jsonl"
+    code = {f"mbpp-{row['task_id']}": row["code"] for row in map(json.loads, path.read_text().splitlines())
+            if isinstance(row.get("code"), str)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fixture has malformed rows on purpose
+        problems = make_task("mbpp", {"data_files": {"test": str(path)}}).problems("test")
+    assert len(problems) >= 5
+    for p in problems:
+        stub = f"def {p.reference['entry_point']}(*args):\n    return None"
+        assert verifier.verify(p, Completion(block(code[p.id]))).passed, p.id
+        assert not verifier.verify(p, Completion(block(stub))).passed, p.id

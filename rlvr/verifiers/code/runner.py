@@ -92,7 +92,7 @@ def main():
             else:
                 value = namespace[entry](*case.get("args", []), **case.get("kwargs", {}))
             report({"case": case["id"], "value": encode(value)})
-        except Exception as exc:
+        except Exception as exc:  # the candidate's error is this case's result
             report({"case": case["id"], "error": "%s: %s" % (type(exc).__name__, exc)[:500]})
     inside = config.get("inside")
     if inside:
