@@ -311,6 +311,17 @@ def _make_undumpable() -> bool:
         return False
 
 
+def _can_fork_serve() -> bool:
+    """The fork server needs fd passing and pidfds (Python >= 3.9; some runtimes lack pidfds)."""
+    if not (hasattr(socket, "send_fds") and hasattr(os, "pidfd_open")):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
 def serve(work_root: str, idle_exit_s: float, fork: bool = True) -> int:
     """Answer requests on fd 0 with results on fd 1 until end of input or `idle_exit_s` idle.
 
@@ -321,8 +332,7 @@ def serve(work_root: str, idle_exit_s: float, fork: bool = True) -> int:
     _ignore_signals()
     os.chdir("/")
     undumpable = _make_undumpable()
-    can_fork = hasattr(socket, "send_fds") and hasattr(os, "pidfd_open")
-    server = ForkServer() if fork and can_fork else None
+    server = ForkServer() if fork and _can_fork_serve() else None
     write_message = harness.write_message
     write_message(1, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
                       "undumpable": undumpable, "fork_server": server is not None,

@@ -156,6 +156,14 @@ class _Output:
         return bytes(self.data).decode("utf-8", "replace")
 
 
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when `pid` exits; None where the kernel has none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
 class PopenChild:
     """A new `python3 -E -s main.py` process with its own pipes, session and rlimits."""
 
@@ -176,7 +184,7 @@ class PopenChild:
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
         self.pid = self.proc.pid
-        self.exit_fd = os.pidfd_open(self.pid) if hasattr(os, "pidfd_open") else None
+        self.exit_fd = _pidfd(self.pid)
 
     def exited(self) -> bool:
         return self.proc.poll() is not None
