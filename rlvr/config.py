@@ -15,7 +15,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence, Union
 
 import yaml
 
@@ -35,8 +35,8 @@ class LoraConfig:
 class ModelConfig:
     name: str = "smollm2-135m"  # "smollm2-135m" (embedded), a local HF model dir, or a hub id
     dtype: Literal["float32", "bfloat16"] = "float32"  # trainable weights and update math
-    rollout_dtype: Literal["same", "bfloat16", "float32"] = "same"  # a bf16 copy samples faster on CPUs with AMX
-    train_autocast: bool = False  # bf16 autocast for the trainer's forward/backward (fp32 weights)
+    rollout_dtype: Literal["auto", "same", "bfloat16", "float32"] = "auto"  # sampling copy; auto: bf16 where the hardware has fast bf16
+    train_autocast: Union[bool, Literal["auto"]] = "auto"  # bf16 autocast of the trainer's forward/backward over fp32 weights
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ...
     gradient_checkpointing: bool = False  # trade compute for activation memory
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -157,7 +157,7 @@ def _check_value(key: str, tp: Any, value: Any) -> Any:
                 return _check_value(key, arg, value)
             except ConfigError:
                 continue
-        raise ConfigError(f"{key}: {value!r} does not match {tp}")
+        raise ConfigError(f"{key}: {value!r} is not one of: {', '.join(_type_names(tp))}")
     if tp is type(None):
         if value is not None:
             raise ConfigError(f"{key}: expected null, got {value!r}")
@@ -176,6 +176,14 @@ def _check_value(key: str, tp: Any, value: Any) -> Any:
             raise ConfigError(f"{key}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
         return value
     raise ConfigError(f"{key}: unsupported config type {tp}")  # a bug in this file, not in input
+
+
+def _type_names(tp: Any) -> list[str]:
+    if typing.get_origin(tp) is Literal:
+        return [repr(a) for a in typing.get_args(tp)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [n for arg in typing.get_args(tp) for n in _type_names(arg)]
+    return ["null" if tp is type(None) else getattr(tp, "__name__", str(tp))]
 
 
 def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:

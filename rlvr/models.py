@@ -71,6 +71,20 @@ def materialize_default_model() -> Path:
     return target
 
 
+def fast_bf16(device: str) -> bool:
+    """Whether bf16 matmuls are fast here: a CUDA device that supports them, or a CPU with
+    AVX512-BF16 / AMX (on other CPUs bf16 is emulated and slower than fp32)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def resolve_model_path(name: str) -> str:
     """`smollm2-135m` -> the cached directory; anything else is returned as given."""
     return str(materialize_default_model()) if name == DEFAULT_MODEL else name

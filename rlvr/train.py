@@ -33,7 +33,7 @@ from rlvr.config import Config, save_config
 from rlvr.errors import ConfigError, InfraError
 from rlvr.eval import evaluate
 from rlvr.metrics import RunLog, say
-from rlvr.models import load_model, load_tokenizer
+from rlvr.models import fast_bf16, load_model, load_tokenizer
 from rlvr.rollout.base import SamplingParams
 from rlvr.rollout.hf import HFRolloutEngine
 from rlvr.tasks.base import make_task
@@ -151,6 +151,9 @@ def resolve_device(name: str) -> torch.device:
 def build_policy(cfg: Config, device: torch.device) -> tuple[Any, Any, Any]:
     """(policy, reference or None, rollout model). The reference exists only when beta > 0."""
     m = cfg.model
+    rollout_dtype = m.rollout_dtype
+    if rollout_dtype == "auto":
+        rollout_dtype = "bfloat16" if m.dtype == "float32" and not m.lora.enabled and fast_bf16(str(device)) else "same"
     policy = load_model(m.name, dtype=m.dtype, device=str(device))
     if m.gradient_checkpointing:
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -163,13 +166,13 @@ def build_policy(cfg: Config, device: torch.device) -> tuple[Any, Any, Any]:
         policy = get_peft_model(policy, PeftLoraConfig(
             r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout, task_type="CAUSAL_LM",
             target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]))
-        if m.rollout_dtype != "same":
+        if rollout_dtype != "same":
             raise ConfigError("model.rollout_dtype must be 'same' with LoRA (the adapters sample in place)")
     elif cfg.grpo.beta > 0:
         reference = copy.deepcopy(policy).eval().requires_grad_(False)
     rollout_model = policy
-    if m.rollout_dtype not in ("same", m.dtype):
-        rollout_model = copy.deepcopy(policy).to(getattr(torch, m.rollout_dtype)).eval().requires_grad_(False)
+    if rollout_dtype not in ("same", m.dtype):
+        rollout_model = copy.deepcopy(policy).to(getattr(torch, rollout_dtype)).eval().requires_grad_(False)
     policy.train()
     return policy, reference, rollout_model
 
@@ -228,6 +231,7 @@ def build_pool(cfg: Config, problems: Sequence[Problem]) -> VerifierPool:
 
 def train(cfg: Config, resume: bool = False) -> Path:
     """Run GRPO as configured; returns the run directory. `resume` continues its last checkpoint."""
+    started = time.perf_counter()
     run_dir = Path(cfg.output_dir)
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
@@ -257,7 +261,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
     progress = _progress(cfg, start)
     with build_pool(cfg, train_set + test_set) as pool:
         if start == 1 and cfg.eval.at_start and cfg.eval.every and test_set:
-            log.metrics(0, held_out_eval(cfg, 0, engine, test_set, pool))
+            log.metrics(0, {**held_out_eval(cfg, 0, engine, test_set, pool),
+                            "time/elapsed_s": time.perf_counter() - started})
         for step in range(start, cfg.steps + 1):
             t0 = time.perf_counter()
             # sample + rollout + verify
@@ -278,6 +283,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
             metrics = step_metrics(ro, batch, shaped, stats, t_rollout, t_update, time.perf_counter() - t0)
             if cfg.eval.every and test_set and (step % cfg.eval.every == 0 or step == cfg.steps):
                 metrics.update(held_out_eval(cfg, step, engine, test_set, pool))
+            metrics["time/elapsed_s"] = time.perf_counter() - started  # since this process started
             log.metrics(step, metrics)
             if cfg.log.sample_every and step % cfg.log.sample_every == 0:
                 log.samples(step, sample_rows(ro, cfg.log.num_samples))

@@ -78,7 +78,7 @@ def update_policy(cfg: Config, policy: Any, reference: Any, optimizer: Any, sche
     advantages: (B,); loss_rows: (B,) bool, the samples that count (valid, not filtered out).
     """
     g, T = cfg.grpo, cfg.rollout.temperature
-    autocast = cfg.model.dtype == "float32" and cfg.model.train_autocast
+    autocast = use_autocast(cfg, next(policy.parameters()).device)
     norm = grpo.BatchNorm(num_seqs=int(loss_rows.sum()), num_tokens=int(batch.mask[loss_rows].sum()),
                           norm_tokens=g.loss_norm_tokens or cfg.rollout.max_new_tokens)
     active = loss_rows & ((advantages != 0) | (g.beta > 0))
@@ -132,6 +132,16 @@ def update_policy(cfg: Config, policy: Any, reference: Any, optimizer: Any, sche
             "kl/ref": sums["kl_ref"] / tok if g.beta > 0 else float("nan"),
             "kl/sampler": sums["kl_sampler"] / tok, "grad_norm": grad_norm,
             "lr": scheduler.get_last_lr()[0], "update/sequences": float(len(idx))}
+
+
+def use_autocast(cfg: Config, device: torch.device) -> bool:
+    """bf16 autocast over fp32 weights: as configured, or ("auto") where bf16 is fast."""
+    from rlvr.models import fast_bf16
+
+    setting = cfg.model.train_autocast
+    if setting == "auto":
+        setting = fast_bf16(str(device))
+    return bool(setting) and cfg.model.dtype == "float32"
 
 
 def reference_logprobs(policy: Any, reference: Any, mb: TokenBatch, T: float, autocast: bool) -> torch.Tensor:
