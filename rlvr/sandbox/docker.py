@@ -35,6 +35,7 @@ import struct
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,6 +186,12 @@ def _source_of(module) -> str:
 _SOURCES = (_source_of(harness), _source_of(forkserver))  # what the container's PID 1 runs
 
 
+def _close_at_exit(ref: "weakref.ref[DockerSandbox]") -> None:
+    sandbox = ref()
+    if sandbox is not None:
+        sandbox.close()
+
+
 class DockerSandbox:
     """Runs programs in pooled, locked-down containers (see the module docstring).
 
@@ -237,7 +244,7 @@ class DockerSandbox:
             self._runtime = engine.pick_runtime(api, self.runtime)
             engine.remove_stale(api)
             self._api = api
-            atexit.register(self.close)
+            atexit.register(_close_at_exit, weakref.ref(self))
         return self._api
 
     @property
