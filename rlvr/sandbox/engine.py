@@ -109,7 +109,7 @@ def host_config(api, memory_mb: int, pids: int, cpus: float, disk_mb: int,
         security_opt=["no-new-privileges"], ipc_mode="private",
         tmpfs={WORK_DIR: f"rw,nosuid,nodev,noexec,size={disk_mb}m,uid=65534,gid=65534,mode=0700"},
         shm_size=1 << 20, mem_limit=f"{memory_mb}m", memswap_limit=f"{memory_mb}m",
-        mem_swappiness=0, pids_limit=pids, nano_cpus=int(cpus * 1e9), auto_remove=True,
+        pids_limit=pids, nano_cpus=int(cpus * 1e9), auto_remove=True,
         runtime=runtime, log_config={"Type": "none", "Config": {}},
         ulimits=[{"Name": "core", "Soft": 0, "Hard": 0}])
 
