@@ -213,8 +213,11 @@ class ForkServer:
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
-            self.sock.close()
-            _zygote(theirs)
+            try:
+                self.sock.close()
+                _zygote(theirs)
+            finally:  # nothing may unwind into PID 1's code in this process
+                os._exit(0)
         theirs.close()
         self.broken = False
         self.fingerprint = self._fingerprint()
