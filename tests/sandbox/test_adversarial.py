@@ -180,15 +180,6 @@ def test_sleeping_past_the_limit_after_printing_fails(verifier):
     assert judge(verifier, assert_code).status == "timeout"
 
 
-def test_nothing_is_left_behind(docker_sandbox):
-    docker_sandbox.close()
-    deadline = time.monotonic() + 10
-    while (leftover_containers() or sandbox_processes_on_host()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert leftover_containers() == [] and sandbox_processes_on_host() == []
-    assert os.getpid()  # the host process itself is unharmed
-
-
 SCAN_OWN_MEMORY = """
 import ctypes, re
 ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # dumpable again, so /proc/self/mem opens
@@ -238,3 +229,12 @@ def test_harness_and_fork_server_memory_is_off_limits(docker_sandbox):
               "open(f'/proc/{pid}/{name}', 'rb').read(1)\n            opened.append((pid, name))\n"
               "        except OSError:\n            pass\nprint(opened)")
     assert probe(docker_sandbox, source) == "[]"
+
+
+def test_nothing_is_left_behind(docker_sandbox):
+    docker_sandbox.close()
+    deadline = time.monotonic() + 10
+    while (leftover_containers() or sandbox_processes_on_host()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert leftover_containers() == [] and sandbox_processes_on_host() == []
+    assert os.getpid()  # the host process itself is unharmed
