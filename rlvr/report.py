@@ -88,6 +88,7 @@ def markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
     s = results["sampling"]
     mode = "greedy" if s["temperature"] == 0 else (f"temperature {s['temperature']}, top-p {s['top_p']}"
                                                   + (f", top-k {s['top_k']}" if s["top_k"] else ""))
+    mode += f", {s['dtype']}" if s.get("dtype") else ""
     first = results["models"][0]["report"]
     lines = [f"# rlvr eval: {results['task']} ({results['split']} split)", "",
              f"{first['num_problems']} problems, n = {s['n']} samples each ({mode}, at most "
@@ -135,7 +136,9 @@ def plot_pass_at_k(results: dict[str, Any], path: Path) -> None:
     ax.set_title(f"{results['task']}: pass@k (n = {results['sampling']['n']}, "
                  f"{results['models'][0]['report']['num_problems']} problems)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    handles, labels = ax.get_legend_handles_labels()  # pass@k first, then maj@k
+    order = sorted(range(len(labels)), key=lambda i: (labels[i].endswith("maj@k"), i))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

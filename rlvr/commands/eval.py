@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--workers", type=int, default=2, help="verifier worker processes (0 = in-process)")
     add("--timeout-s", type=float, default=10.0, help="per-answer verification time limit")
     add("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    add("--dtype", default="float32", choices=["float32", "bfloat16"])
+    add("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+        help="sampling dtype; auto: bfloat16 where the hardware has fast bf16 (as training samples)")
     add("--batch-size", type=int, default=64, help="sequences per generate call")
     add("--out", help="output directory (default: evals/<task>)")
     add("--fresh", action="store_true", help="discard saved samples and start over")
@@ -147,7 +148,8 @@ def _settings(args: argparse.Namespace, run: dict[str, Any] | None) -> dict[str,
             "verifier_options": _yaml_mapping(args.verifier_options, "--verifier-options")
             if args.verifier_options is not None else dict(task.get("verifier_options") or {}),
             "sampling": {"n": args.n, "temperature": args.temperature, "top_p": args.top_p,
-                         "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed}}
+                         "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
+                         "dtype": _device_and_dtype(args)[1]}}
 
 
 def _problems(settings: dict[str, Any]) -> list:
@@ -192,17 +194,27 @@ def _samples_file(out: Path, entry: dict[str, Any], settings: dict[str, Any], fr
     return path
 
 
-def _engine(model_name: str, args: argparse.Namespace):
+def _device_and_dtype(args: argparse.Namespace) -> tuple[str, str]:
     import torch
 
-    from rlvr.models import load_model, load_tokenizer
-    from rlvr.rollout.hf import HFRolloutEngine
+    from rlvr.models import fast_bf16
 
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = args.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if fast_bf16(device) else "float32"
+    return device, dtype
+
+
+def _engine(model_name: str, args: argparse.Namespace):
+    from rlvr.models import load_model, load_tokenizer
+    from rlvr.rollout.hf import HFRolloutEngine
+
+    device, dtype = _device_and_dtype(args)
     tokenizer = load_tokenizer(model_name)
-    model = load_model(model_name, dtype=args.dtype, device=device).eval()
+    model = load_model(model_name, dtype=dtype, device=device).eval()
     return HFRolloutEngine(model, tokenizer, batch_size=args.batch_size)
 
 
