@@ -241,6 +241,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     random.seed(cfg.seed), np.random.seed(cfg.seed % 2**32), torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.model.device)
     train_set, test_set = load_problems(cfg)
+    pool = build_pool(cfg, train_set + test_set).start()  # workers load while the model does
     tokenizer = load_tokenizer(cfg.model.name)
     policy, reference, rollout_model = build_policy(cfg, device)
     optimizer, scheduler = build_optimizer(cfg, policy)
@@ -259,7 +260,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     engine = HFRolloutEngine(rollout_model, tokenizer, batch_size=cfg.rollout.batch_size,
                              static_cache=cfg.rollout.static_cache)
     progress = _progress(cfg, start)
-    with build_pool(cfg, train_set + test_set) as pool:
+    with pool:
         if start == 1 and cfg.eval.at_start and cfg.eval.every and test_set:
             log.metrics(0, {**held_out_eval(cfg, 0, engine, test_set, pool),
                             "time/elapsed_s": time.perf_counter() - started})

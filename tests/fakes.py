@@ -1,5 +1,7 @@
 """Small fakes written for the tests (importable by verifier worker processes via PYTHONPATH)."""
 
+import os
+
 from rlvr.errors import VerifierError
 from rlvr.types import Verdict
 
@@ -24,12 +26,13 @@ class FlakyVerifier:
 
 class SlowVerifier:
     def verify(self, problem, completion):
-        if completion.text == "hang":
+        if completion.text.startswith("hang"):  # "hang:PATH" first writes the worker's pid to PATH
+            if ":" in completion.text:
+                with open(completion.text.split(":", 1)[1], "a") as f:
+                    f.write(f"{os.getpid()}\n")
             while True:
                 pass
         if completion.text == "crash":
-            import os
-
             os._exit(3)
         if completion.text == "bug":
             raise ZeroDivisionError("verifier bug")

@@ -2,7 +2,9 @@
 
 The limits are imposed from outside the verifier: a worker has `RLIMIT_AS` set before it touches
 any input, and the parent kills a worker whose item runs past `timeout_s` and starts a fresh one.
-No `signal.alarm` (it only works on the main thread), no threads that cannot be stopped.
+No `signal.alarm` (it only works on the main thread), no threads that cannot be stopped. A worker
+is given items only once it has loaded its verifiers and run their optional `warmup()`, so the
+cost of importing sympy or a parser grammar never counts against an item's time limit.
 
 What each item becomes:
 - the verifier's `Verdict`, when it returns one;
@@ -33,6 +35,7 @@ from rlvr.verifiers.base import Verifier
 
 Result = "Verdict | InfraError"
 _MAX_ATTEMPTS = 2  # an item whose worker dies is retried once on a fresh worker
+STARTUP_TIMEOUT_S = 300.0  # importing a verifier's libraries is not counted in any item's time
 
 
 def _worker_main(conn: Connection, verifiers_blob: bytes, memory_mb: int) -> None:
@@ -40,6 +43,11 @@ def _worker_main(conn: Connection, verifiers_blob: bytes, memory_mb: int) -> Non
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     verifiers: Mapping[str, Verifier] = pickle.loads(verifiers_blob)
+    for verifier in verifiers.values():  # import and compile what the first item would need
+        warmup = getattr(verifier, "warmup", None)
+        if callable(warmup):
+            warmup()
+    conn.send(("ready", None))
     while True:
         try:
             msg = conn.recv()
@@ -66,6 +74,8 @@ class _Worker:
         child.close()
         self.item: int | None = None
         self.deadline = 0.0
+        self.ready = False
+        self.started = time.monotonic()
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -109,6 +119,15 @@ class VerifierPool:
             w.kill()
         self._pool = []
 
+    def start(self, wait: bool = False) -> "VerifierPool":
+        """Start the workers now (they load in the background); `wait` blocks until all are ready."""
+        while len(self._pool) < self.workers:
+            self._pool.append(self._spawn())
+        if wait:
+            for w in self._pool:
+                self._poll_ready(w, max(0.0, w.started + STARTUP_TIMEOUT_S - time.monotonic()))
+        return self
+
     def _spawn(self) -> _Worker:
         return _Worker(self._ctx, self._blob, self.memory_mb)
 
@@ -124,8 +143,7 @@ class VerifierPool:
                                   f"has not configured ({', '.join(self.verifiers)})")
         if self.workers == 0:
             return [self._verify_inline(p, c) for p, c in zip(problems, completions)]
-        while len(self._pool) < self.workers:
-            self._pool.append(self._spawn())
+        self.start()
         results: list[Verdict | InfraError | None] = [None] * len(problems)
         attempts = collections.Counter()
         todo = collections.deque(range(len(problems)))
@@ -137,7 +155,7 @@ class VerifierPool:
 
         while todo or any(w.item is not None for w in self._pool):
             for w in self._pool:  # hand out work
-                if w.item is None and todo:
+                if w.ready and w.item is None and todo:
                     i = todo.popleft()
                     attempts[i] += 1
                     try:
@@ -148,6 +166,7 @@ class VerifierPool:
                         self._replace(w)
                         continue
                     w.item, w.deadline = i, time.monotonic() + self.timeout_s
+            self._await_ready()
             busy = [w for w in self._pool if w.item is not None]
             if not busy:
                 continue
@@ -160,12 +179,7 @@ class VerifierPool:
                     try:
                         kind, payload = w.conn.recv()
                     except (EOFError, OSError):  # the worker died under this item
-                        self._replace(w)
-                        self._deaths_in_a_row += 1
-                        if self._deaths_in_a_row > 2 * self.workers + 2:
-                            raise VerifierError(f"verifier workers keep dying (exit code "
-                                                f"{w.proc.exitcode}); is the verifier importable "
-                                                "and picklable?") from None
+                        self._replace(w, died=True)
                         if attempts[i] < _MAX_ATTEMPTS:
                             todo.appendleft(i)
                         else:
@@ -185,8 +199,35 @@ class VerifierPool:
                     finish(i, Verdict(0.0, False, "timeout", {"timeout_s": self.timeout_s}))
         return results  # type: ignore[return-value]
 
-    def _replace(self, w: _Worker) -> None:
+    def _await_ready(self) -> None:
+        """Wait for starting workers when no worker is ready (start-up is not an item's time)."""
+        starting = [w for w in self._pool if not w.ready]
+        if not starting or any(w.ready for w in self._pool):
+            for w in starting:  # collect any that finished starting, without waiting
+                self._poll_ready(w, 0)
+            return
+        for w in starting:
+            self._poll_ready(w, max(0.0, w.started + STARTUP_TIMEOUT_S - time.monotonic()))
+        if not any(w.ready for w in self._pool):
+            raise VerifierError(f"no verifier worker started within {STARTUP_TIMEOUT_S:.0f} s")
+
+    def _poll_ready(self, w: _Worker, timeout: float) -> None:
+        if w.ready or not w.conn.poll(timeout):
+            return
+        try:
+            w.conn.recv()  # ("ready", None)
+            w.ready = True
+        except (EOFError, OSError):  # died while starting: unpickling or warm-up failed
+            self._replace(w, died=True)
+
+    def _replace(self, w: _Worker, died: bool = False) -> None:
+        """Kill `w` and start a fresh worker in its place; give up when workers keep dying."""
         w.kill()
+        if died:
+            self._deaths_in_a_row += 1
+            if self._deaths_in_a_row > 2 * self.workers + 2:
+                raise VerifierError(f"verifier workers keep dying (last exit code {w.proc.exitcode});"
+                                    " is the verifier importable and picklable?")
         self.restarts += 1
         self._pool[self._pool.index(w)] = self._spawn()
 

@@ -60,6 +60,7 @@ class SlowMathVerifier:
 def pool():
     with VerifierPool({"math": SlowMathVerifier()}, workers=2, timeout_s=TIMEOUT_S,
                       memory_mb=2048) as p:
+        p.start(wait=True)  # time items, not the workers' start-up
         yield p
 
 

@@ -66,6 +66,12 @@ class MathVerifier:
         self.probe_points = int(probe_points)
         self._tol = Tolerance(rel_tol=self.rel_tol, probe_points=self.probe_points)
 
+    def warmup(self) -> None:
+        """Load the parser and sympy paths once (the pool calls this before timing any item)."""
+        for gold, text in ((r"\frac{1}{2}", r"\boxed{x^2 + \sqrt{2}}"), ("3", "x = -3")):
+            self.verify(Problem(id="warmup", prompt="", verifier="math", reference={"answer": gold}),
+                        Completion(text))
+
     def verify(self, problem: Problem, completion: Completion) -> Verdict:
         reference = problem.reference.get("answer")
         if reference is None or not str(reference).strip():
