@@ -26,6 +26,7 @@ if [[ "${1:-}" == "--sandbox" ]]; then
     for _ in $(seq 60); do $SUDO docker info >/dev/null 2>&1 && break; sleep 1; done
     $SUDO docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /tmp/rlvr-dockerd.log" >&2; exit 1; }
   fi
-  rlvr sandbox build-image
+  $SUDO "$(command -v rlvr)" sandbox build-image   # debootstrap needs root; a no-op when built
+  $SUDO "$(command -v rlvr)" sandbox doctor        # fails loudly when a limit is not enforced
 fi
 echo "rlvr is set up: $(rlvr --version)"
