@@ -143,8 +143,11 @@ def _chunk_seed(params: SamplingParams, first_id: str, done: int) -> int | None:
 
 
 def _sample_and_verify(engine: RolloutEngine, pool: Any, chunk: list[tuple[Problem, int]],
-                       params: SamplingParams, timing: Counter) -> list[dict[str, Any]]:
-    """Sample the missing completions of each (problem, already done) pair, verify, make records."""
+                       params: SamplingParams) -> list[dict[str, Any]]:
+    """Sample the missing completions of each (problem, already done) pair, verify, make records.
+
+    Each record carries its share of the chunk's sampling and verification time, so that totals
+    over a resumed evaluation add up."""
     want = params.n - chunk[0][1]
     sp = SamplingParams(n=want, temperature=params.temperature, top_p=params.top_p,
                         top_k=params.top_k, max_new_tokens=params.max_new_tokens,
@@ -154,13 +157,13 @@ def _sample_and_verify(engine: RolloutEngine, pool: Any, chunk: list[tuple[Probl
     t1 = time.perf_counter()
     flat = [(p, done + j, c) for (p, done), g in zip(chunk, groups) for j, c in enumerate(g)]
     verdicts = pool.verify([p for p, _, _ in flat], [c for _, _, c in flat])
-    timing["generate_s"] += t1 - t0
-    timing["verify_s"] += time.perf_counter() - t1
+    share = 1.0 / max(1, len(flat))
+    gen_s, verify_s = (t1 - t0) * share, (time.perf_counter() - t1) * share
     records = []
     for (p, index, c), v in zip(flat, verdicts):
-        timing["tokens"] += len(c.completion_ids)
         rec: dict[str, Any] = {"problem_id": p.id, "index": index, "text": c.text,
-                               "finish_reason": c.finish_reason, "num_tokens": len(c.completion_ids)}
+                               "finish_reason": c.finish_reason, "num_tokens": len(c.completion_ids),
+                               "generate_s": round(gen_s, 4), "verify_s": round(verify_s, 4)}
         if isinstance(v, InfraError):
             rec.update(infra_error=f"{type(v).__name__}: {v}"[:2000])
         else:
@@ -176,7 +179,8 @@ def evaluate(engine: RolloutEngine, problems: Sequence[Problem], pool: Any, *, n
 
     `samples_path`: append every sample there and resume from it. `chunk_problems`: problems per
     generate call (0: enough for about 64 sequences). `progress(k)` is called after every chunk
-    with the number of problems it finished. Returns `summarise(...)` plus `time/*` entries.
+    with the number of problems it finished. Returns `summarise(...)` with this call's
+    `infra_errors`.
     """
     params = SamplingParams(n=n, temperature=params.temperature, top_p=params.top_p,
                             top_k=params.top_k, max_new_tokens=params.max_new_tokens, seed=params.seed)
@@ -186,14 +190,13 @@ def evaluate(engine: RolloutEngine, problems: Sequence[Problem], pool: Any, *, n
     if progress and len(todo) < len(problems):
         progress(len(problems) - len(todo))
     size = chunk_problems or max(1, 64 // n)
-    timing: Counter = Counter()
     infra = 0
     todo.sort(key=lambda item: item[1])  # chunks share one "already done" count, hence one n
     for done, group in itertools.groupby(todo, key=lambda item: item[1]):
         group = list(group)
         for start in range(0, len(group), size):
             chunk = group[start:start + size]
-            records = _sample_and_verify(engine, pool, chunk, params, timing)
+            records = _sample_and_verify(engine, pool, chunk, params)
             if samples_path:
                 _append(Path(samples_path), records)
             for rec in records:
@@ -205,8 +208,6 @@ def evaluate(engine: RolloutEngine, problems: Sequence[Problem], pool: Any, *, n
                 progress(len(chunk))
     report = summarise(problems, saved, n=n, ks=ks)
     report["infra_errors"] = infra
-    report.update({f"time/{k}": round(v, 3) for k, v in timing.items() if k.endswith("_s")})
-    report["new_tokens"] = timing["tokens"]
     return report
 
 
@@ -217,7 +218,7 @@ def summarise(problems: Sequence[Problem], samples: dict[str, list[dict[str, Any
     pass@k and maj@k average over the problems with at least k scored samples; `*_stderr` is the
     standard error of that mean across problems. Returns the top-level metrics and `problems`.
     """
-    rows, rewards, statuses, truncated = [], [], Counter(), 0
+    rows, rewards, statuses, truncated, totals = [], [], Counter(), 0, Counter()
     for p in problems:
         recs = sorted(samples.get(p.id, []), key=lambda r: r["index"])[:n]
         votes = [(r.get("answer"), bool(r["passed"])) for r in recs]
@@ -231,12 +232,18 @@ def summarise(problems: Sequence[Problem], samples: dict[str, list[dict[str, Any
         rewards += [r["reward"] for r in recs]
         statuses.update(row["statuses"])
         truncated += sum(r["finish_reason"] == "length" for r in recs)
+        for key in ("generate_s", "verify_s", "num_tokens"):
+            totals[key] += sum(r.get(key, 0) for r in recs)
+        totals["timed"] += sum("generate_s" in r for r in recs)
         rows.append(row)
     report: dict[str, Any] = {"n": n, "ks": list(ks), "num_problems": len(problems),
                               "num_samples": len(rewards), "infra_errors": 0,
                               "mean_reward": statistics.fmean(rewards) if rewards else 0.0,
                               "truncated_frac": truncated / len(rewards) if rewards else 0.0,
-                              "statuses": dict(statuses.most_common())}
+                              "statuses": dict(statuses.most_common()),
+                              "time/generate_s": round(totals["generate_s"], 2),
+                              "time/verify_s": round(totals["verify_s"], 2),
+                              "new_tokens": totals["num_tokens"], "timed_samples": totals["timed"]}
     for k in ks:
         for metric in ("pass", "maj"):
             vals = [r[f"{metric}@{k}"] for r in rows if r[f"{metric}@{k}"] is not None]

@@ -84,6 +84,15 @@ def _example(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def _timing(m: dict[str, Any]) -> str:
+    r = m["report"]
+    gen_s, timed = r.get("time/generate_s", 0.0), r.get("timed_samples", 0)
+    rate = f" ({r.get('new_tokens', 0) / gen_s:.1f} new tokens/s)" if gen_s else ""
+    untimed = r["num_samples"] - timed
+    return (f"- {m['label']}: sampling {gen_s:.1f} s{rate}, verifying {r.get('time/verify_s', 0.0):.1f} s, "
+            f"{r.get('new_tokens', 0)} new tokens" + (f"; {untimed} samples untimed" if untimed else ""))
+
+
 def markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
     s = results["sampling"]
     mode = "greedy" if s["temperature"] == 0 else (f"temperature {s['temperature']}, top-p {s['top_p']}"
@@ -101,9 +110,7 @@ def markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
     for m in results["models"]:
         st = m["report"]["statuses"]
         lines.append(f"- {m['label']}: " + ", ".join(f"{k} {v}" for k, v in st.items()))
-    timing = [f"- {m['label']}: sampling {m['report'].get('time/generate_s', 0):.1f} s, verifying "
-              f"{m['report'].get('time/verify_s', 0):.1f} s, {m['report'].get('new_tokens', 0)} new "
-              "tokens (this session; resumed samples are not timed)" for m in results["models"]]
+    timing = [_timing(m) for m in results["models"]]
     lines += ["", "## Time", "", *timing, "", "## Examples", "", *_example(results),
               "## Per-problem results", "", *problem_table(results), ""]
     return "\n".join(lines)

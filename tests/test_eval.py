@@ -148,6 +148,8 @@ def test_evaluate_resumes_from_saved_samples(tmp_path):
                                samples_path=path, chunk_problems=1)
     assert sum(k for k, _, _ in engine.calls) == 2  # only p2 and p3 were sampled again
     assert resumed["pass@1"] == full["pass@1"] == 0.5 and resumed["pass@2"] == 1.0
+    # time and tokens add up over both sessions, not just the resumed one
+    assert resumed["new_tokens"] == 8 * 3 and resumed["timed_samples"] == 8
     lines = [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")]
     assert sorted({r["problem_id"] for r in lines}) == ["p0", "p1", "p2", "p3"]
 
