@@ -55,7 +55,7 @@ class RolloutConfig:
     engine: Literal["hf"] = "hf"  # hf: transformers generate (the only engine so far)
     prompts_per_step: int = 8  # problems per GRPO step
     group_size: int = 8  # G: completions sampled per problem
-    max_new_tokens: int = 128  # completion length cap (longer ones are truncated, finish_reason "length")
+    max_new_tokens: int = 96  # completion length cap (longer ones are truncated, finish_reason "length")
     temperature: float = 1.0  # sampling temperature (also used for the trainer's log-probs)
     top_p: float = 1.0  # nucleus sampling
     top_k: int = 0  # 0 = off
@@ -81,7 +81,7 @@ class GRPOConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float = 2e-5  # AdamW learning rate
+    lr: float = 3e-5  # AdamW learning rate
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     betas: tuple = (0.9, 0.99)  # AdamW betas
     warmup_steps: int = 1  # linear warm-up (optimizer steps)
@@ -100,7 +100,7 @@ class VerifyConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    every: int = 5  # held-out evaluation every this many steps (0 = never); also before step 1 and at the end
+    every: int = 6  # held-out evaluation every this many steps (0 = never); also before step 1 and at the end
     n: int = 4  # samples per held-out problem (pass@1 is their mean)
     temperature: float = 1.0  # sampling temperature of the evaluation
     max_problems: int = 0  # 0 = the whole test split
@@ -125,7 +125,7 @@ class CheckpointConfig:
 class Config:
     output_dir: str = "runs/default"  # run directory: config, metrics, samples, checkpoints, final model
     seed: int = 0  # seeds data order, sampling and initialisation
-    steps: int = 15  # GRPO steps
+    steps: int = 12  # GRPO steps
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
