@@ -241,26 +241,25 @@ def train(cfg: Config, resume: bool = False) -> Path:
     random.seed(cfg.seed), np.random.seed(cfg.seed % 2**32), torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.model.device)
     train_set, test_set = load_problems(cfg)
-    pool = build_pool(cfg, train_set + test_set).start()  # workers load while the model does
-    tokenizer = load_tokenizer(cfg.model.name)
-    policy, reference, rollout_model = build_policy(cfg, device)
-    optimizer, scheduler = build_optimizer(cfg, policy)
-    cursor, start = DataCursor(len(train_set), cfg.seed), 1
-    log = RunLog(run_dir, tensorboard=cfg.log.tensorboard)
-    if checkpoint is not None:
-        load_model_weights(checkpoint, policy)
-        state = load_training_state(checkpoint, optimizer, scheduler)
-        cursor = DataCursor(len(train_set), cfg.seed, **state["cursor"])
-        start = state["step"] + 1
-        log.truncate_after(state["step"])
-        say(f"resuming {run_dir} after step {state['step']}")
-    else:
-        log.truncate_after(-1)
-    sync_rollout_weights(policy, rollout_model)
-    engine = HFRolloutEngine(rollout_model, tokenizer, batch_size=cfg.rollout.batch_size,
-                             static_cache=cfg.rollout.static_cache)
-    progress = _progress(cfg, start)
-    with pool:
+    with build_pool(cfg, train_set + test_set).start() as pool:  # workers load while the model does
+        tokenizer = load_tokenizer(cfg.model.name)
+        policy, reference, rollout_model = build_policy(cfg, device)
+        optimizer, scheduler = build_optimizer(cfg, policy)
+        cursor, start = DataCursor(len(train_set), cfg.seed), 1
+        log = RunLog(run_dir, tensorboard=cfg.log.tensorboard)
+        if checkpoint is not None:
+            load_model_weights(checkpoint, policy)
+            state = load_training_state(checkpoint, optimizer, scheduler)
+            cursor = DataCursor(len(train_set), cfg.seed, **state["cursor"])
+            start = state["step"] + 1
+            log.truncate_after(state["step"])
+            say(f"resuming {run_dir} after step {state['step']}")
+        else:
+            log.truncate_after(-1)
+        sync_rollout_weights(policy, rollout_model)
+        engine = HFRolloutEngine(rollout_model, tokenizer, batch_size=cfg.rollout.batch_size,
+                                 static_cache=cfg.rollout.static_cache)
+        progress = _progress(cfg, start)
         if start == 1 and cfg.eval.at_start and cfg.eval.every and test_set:
             log.metrics(0, {**held_out_eval(cfg, 0, engine, test_set, pool),
                             "time/elapsed_s": time.perf_counter() - started})

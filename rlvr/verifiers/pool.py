@@ -47,23 +47,24 @@ def _worker_main(conn: Connection, verifiers_blob: bytes, memory_mb: int) -> Non
         warmup = getattr(verifier, "warmup", None)
         if callable(warmup):
             warmup()
-    conn.send(("ready", None))
-    while True:
-        try:
-            msg = conn.recv()
-        except EOFError:
-            return
-        if msg is None:
-            return
-        name, problem, completion = msg
-        try:
-            conn.send(("ok", verifiers[name].verify(problem, completion)))
-        except (MemoryError, RecursionError) as exc:
-            conn.send(("ok", Verdict(0.0, False, "resource_limit", {"error": type(exc).__name__})))
-        except InfraError as exc:
-            conn.send(("infra", exc))
-        except Exception:  # noqa: BLE001 - a crashing verifier is reported as infra, never a 0
-            conn.send(("crash", traceback.format_exc(limit=8)))
+    try:
+        conn.send(("ready", None))
+        while (msg := conn.recv()) is not None:
+            conn.send(_verify_one(verifiers, *msg))
+    except (EOFError, OSError):  # the parent went away: nothing left to answer
+        return
+
+
+def _verify_one(verifiers: Mapping[str, Verifier], name: str, problem: Problem,
+                completion: Completion) -> tuple[str, object]:
+    try:
+        return ("ok", verifiers[name].verify(problem, completion))
+    except (MemoryError, RecursionError) as exc:
+        return ("ok", Verdict(0.0, False, "resource_limit", {"error": type(exc).__name__}))
+    except InfraError as exc:
+        return ("infra", exc)
+    except Exception:  # noqa: BLE001 - a crashing verifier is reported as infra, never a 0
+        return ("crash", traceback.format_exc(limit=8))
 
 
 class _Worker:
