@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import multiprocessing as mp
-import os
 import pickle
 import resource
 import time
@@ -245,6 +244,3 @@ class VerifierPool:
         """Process ids of the live workers (for tests and diagnostics)."""
         return [w.proc.pid for w in self._pool if w.proc.pid is not None and w.proc.is_alive()]
 
-
-def os_cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
