@@ -4,8 +4,8 @@ Runs `rlvr train` (the defaults, or --config / overrides given after `--`) in a 
 directory, then reads its `metrics.jsonl` and prints JSON: wall time of the whole command, the
 held-out pass@1 of the base model (step 0) and of the last step, the curve (step, seconds since
 start, pass@1), and when pass@1 first reached the target. With --reeval N it also re-evaluates the
-base and the final model on the held-out split with N samples per problem, through the same
-`rlvr.eval.evaluate`, for a tighter estimate than the in-run evaluation.
+base and the final model on the held-out split with N samples per problem, with `rlvr eval`
+(report in RUN_DIR/reeval/), for a tighter estimate than the in-run evaluation.
 
     python benchmarks/default_run.py                     # the default run
     python benchmarks/default_run.py --reeval 16 -- --steps=20 --optim.lr=3e-5
@@ -23,24 +23,20 @@ from pathlib import Path
 
 
 def reevaluate(run_dir: Path, n: int) -> dict[str, float]:
-    from rlvr.config import build_config, load_yaml
-    from rlvr.eval import evaluate
-    from rlvr.models import load_model, load_tokenizer
-    from rlvr.rollout.base import SamplingParams
-    from rlvr.rollout.hf import HFRolloutEngine
-    from rlvr.train import build_pool, load_problems
+    """Base vs. final model through `rlvr eval` itself (one report, same sampling settings)."""
+    import yaml
 
-    cfg = build_config(base=load_yaml(run_dir / "config.yaml"))
-    _, test = load_problems(cfg)
-    out = {}
-    with build_pool(cfg, test) as pool:
-        for label, name in (("base", cfg.model.name), ("final", str(run_dir / "final"))):
-            engine = HFRolloutEngine(load_model(name), load_tokenizer(name), batch_size=128)
-            params = SamplingParams(temperature=1.0, max_new_tokens=cfg.rollout.max_new_tokens, seed=1234)
-            report = evaluate(engine, test, pool, n=n, params=params, ks=(1,))
-            out[f"{label}_pass@1"] = report["pass@1"]
-    out["samples_per_model"] = n * len(test)
-    return out
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    out = run_dir / "reeval"
+    cmd = [sys.executable, "-m", "rlvr.cli", "eval", "--task", cfg["task"]["name"],
+           "--task-options", json.dumps(cfg["task"]["options"]), "-n", str(n), "-k", "1",
+           "--max-new-tokens", str(cfg["rollout"]["max_new_tokens"]), "--out", str(out),
+           "--model", f"base={cfg['model']['name']}", "--model", f"final={run_dir / 'final'}"]
+    subprocess.run(cmd, check=True)
+    models = json.loads((out / "results.json").read_text())["models"]
+    result = {f"{m['label']}_pass@1": m["report"]["pass@1"] for m in models}
+    result["samples_per_model"] = models[0]["report"]["num_samples"]
+    return result
 
 
 def main() -> int:
