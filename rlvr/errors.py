@@ -10,6 +10,7 @@ error masks the affected sample out of the update and is counted, never turned i
      +-- PluginError          a verifier / task / sandbox name that cannot be loaded
      +-- ModelLoadError       a model or tokenizer that cannot be loaded
      +-- DataError            a malformed data file or row (names the file and line)
+     |    +-- BadReferenceError   a problem's reference its verifier cannot read (a dataset bug)
      +-- CheckpointError      a run directory that cannot be resumed
      +-- InfraError           infrastructure failed; the sample is masked and counted
           +-- VerifierError   a verifier crashed or its worker died
@@ -37,6 +38,24 @@ class ModelLoadError(RlvrError):
 
 class DataError(RlvrError):
     """A data file or one of its rows is malformed. The message names the file and line."""
+
+
+class BadReferenceError(DataError):
+    """A problem's reference cannot be read by its verifier: a dataset bug, not the model's failure
+    and not an infrastructure failure. The trainer masks the sample out, counts it separately
+    (`verify/bad_references`) and reports each problem once. Carries `problem_id` and `verifier`.
+    """
+
+    def __init__(self, message: str, *, problem_id: str = "", verifier: str = ""):
+        super().__init__(message)
+        self.problem_id, self.verifier = problem_id, verifier
+
+    def __reduce__(self):  # crosses from verifier workers to the trainer with its context
+        return (_bad_reference, (str(self), self.problem_id, self.verifier))
+
+
+def _bad_reference(message: str, problem_id: str, verifier: str) -> "BadReferenceError":
+    return BadReferenceError(message, problem_id=problem_id, verifier=verifier)
 
 
 class CheckpointError(RlvrError):
