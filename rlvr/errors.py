@@ -15,6 +15,7 @@ error masks the affected sample out of the update and is counted, never turned i
      +-- InfraError           infrastructure failed; the sample is masked and counted
           +-- VerifierError   a verifier crashed or its worker died
           +-- SandboxError    the sandbox could not run the program (engine down, no image)
+          +-- JudgeError      an LLM judge failed (timeout, HTTP error, malformed reply, refusal)
 """
 
 from __future__ import annotations
@@ -72,3 +73,21 @@ class VerifierError(InfraError):
 
 class SandboxError(InfraError):
     """The sandbox itself failed (engine unreachable, image missing, container lost)."""
+
+
+class JudgeError(InfraError):
+    """An LLM judge gave no usable answer: timeout, HTTP error, connection refused, malformed or
+    empty reply, refusal. Never a "no" and never a reward of 0. Carries `judge` (which judge) and
+    `reason` (a short word: "timeout", "http_status", "connection", "malformed", "empty",
+    "refusal", "truncated")."""
+
+    def __init__(self, message: str, *, judge: str = "", reason: str = ""):
+        super().__init__(message)
+        self.judge, self.reason = judge, reason
+
+    def __reduce__(self):  # crosses from verifier workers to the trainer with its context
+        return (_judge_error, (str(self), self.judge, self.reason))
+
+
+def _judge_error(message: str, judge: str, reason: str) -> "JudgeError":
+    return JudgeError(message, judge=judge, reason=reason)
