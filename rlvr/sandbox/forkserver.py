@@ -69,6 +69,7 @@ def _become_program(request: dict, fds: list[int]) -> None:
         for name in _DEFAULT_SIGNALS:
             signal.signal(getattr(signal, name), signal.SIG_DFL)
         os.chdir(request["run_dir"])
+        harness.confine(request["run_dir"])
         os.environ.clear()
         os.environ.update(request["env"])
         sys.path.insert(0, request["run_dir"])
@@ -339,6 +340,7 @@ def serve(work_root: str, idle_exit_s: float, fork: bool = True) -> int:
     write_message = harness.write_message
     write_message(1, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
                       "undumpable": undumpable, "fork_server": server is not None,
+                      "landlock": harness.landlock_abi(),
                       "python": sys.version.split()[0], "oom_counter": harness._oom_kills() >= 0})
     keep = (server.pid,) if server else ()
     count = 0

@@ -26,6 +26,11 @@ import struct
 import subprocess
 import time
 
+try:
+    import ctypes  # Landlock, for confining programs; imported here so forks find it loaded
+except ImportError:  # a Python built without ctypes: programs run unconfined by Landlock
+    ctypes = None
+
 HEADER = struct.Struct(">I")
 MAX_MESSAGE_BYTES = 256 << 20
 MAIN = "main.py"
@@ -143,6 +148,67 @@ def limit_child(limits: dict) -> None:
         pass
 
 
+# ---- Landlock: writes only beneath the run dir -----------------------------------------------
+
+_SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
+_FS_WRITE_FILE = 1 << 1
+_FS_WRITES = (_FS_WRITE_FILE | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10
+              | 1 << 11 | 1 << 12)  # write, remove dir/file, make char/dir/reg/sock/fifo/block/sym
+_FS_REFER, _FS_TRUNCATE = 1 << 13, 1 << 14  # ABI 2, ABI 3
+_SCOPE_ABSTRACT_UNIX_AND_SIGNAL = 3  # ABI 6
+
+
+def _libc():
+    if ctypes is None:
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version; 0 where it has none (or seccomp forbids it)."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "syscall"):
+        return 0
+    return max(0, libc.syscall(_SYS_CREATE_RULESET, None, 0, 1))  # LANDLOCK_CREATE_RULESET_VERSION
+
+
+def confine(run_dir: str) -> int:
+    """Put the calling process (a program about to run) in a Landlock domain where it may create,
+    change or delete files only beneath `run_dir` (and write `/dev/null`), and, from ABI 6 on,
+    may not signal, trace or reach abstract sockets of processes outside the domain (PID 1, the
+    zygote, the rlvr host process). Reading is not restricted. Returns the ABI used; 0 where the
+    kernel has no Landlock, and then only the container's read-only root stands."""
+    abi = landlock_abi()
+    libc = _libc()
+    if abi < 1 or libc is None:
+        return 0
+    writes = _FS_WRITES | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0)
+    if abi >= 6:
+        attr = struct.pack("=QQQ", writes, 0, _SCOPE_ABSTRACT_UNIX_AND_SIGNAL)
+    else:
+        attr = struct.pack("=Q", writes)
+    ruleset = libc.syscall(_SYS_CREATE_RULESET, attr, len(attr), 0)
+    if ruleset < 0:
+        return 0
+    try:
+        rules = ((run_dir, writes), (os.devnull, _FS_WRITE_FILE | (_FS_TRUNCATE if abi >= 3 else 0)))
+        for path, access in rules:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            try:
+                rule = struct.pack("=Qi", access, fd)  # landlock_path_beneath_attr, packed
+                if libc.syscall(_SYS_ADD_RULE, ruleset, 1, rule, 0) != 0:
+                    return 0
+            finally:
+                os.close(fd)
+        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS, which restrict_self requires
+        return abi if libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0) == 0 else 0
+    finally:
+        os.close(ruleset)
+
+
 class _Output:
     def __init__(self, cap_bytes: int):
         self.cap, self.data, self.truncated = cap_bytes, bytearray(), False
@@ -154,6 +220,11 @@ class _Output:
 
     def text(self) -> str:
         return bytes(self.data).decode("utf-8", "replace")
+
+
+def _limit_and_confine(limits: dict, run_dir: str) -> None:
+    limit_child(limits)
+    confine(run_dir)
 
 
 def _pidfd(pid: int) -> int | None:
@@ -175,7 +246,7 @@ class PopenChild:
             self.proc = subprocess.Popen([python, "-E", "-s", MAIN], cwd=run_dir, env=env,
                                          stdin=in_r, stdout=out_w, stderr=err_w, close_fds=True,
                                          start_new_session=True,
-                                         preexec_fn=lambda: limit_child(limits))
+                                         preexec_fn=lambda: _limit_and_confine(limits, run_dir))
         except BaseException:
             for fd in (self.stdin, self.stdout, self.stderr):
                 os.close(fd)

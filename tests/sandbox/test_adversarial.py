@@ -176,8 +176,10 @@ def test_sleeping_past_the_limit_after_printing_fails(verifier):
     io_code = "import time\nprint(3, flush=True)\ntime.sleep(60)\n"
     verdict = judge(verifier, io_code, tests=IO_TESTS, fmt="io")
     assert verdict.status == "timeout" and verdict.reward == 0
+    # The verdict of an assert script is the test process's; the candidate's process is killed
+    # once it is given, so the candidate's exit handlers never run and cannot delay it.
     assert_code = "import atexit, time\natexit.register(time.sleep, 60)\n" + CORRECT
-    assert judge(verifier, assert_code).status == "timeout"
+    assert judge(verifier, assert_code).status == "passed"
 
 
 SCAN_OWN_MEMORY = """

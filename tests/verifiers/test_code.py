@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 
-from rlvr.errors import DataError, SandboxError, VerifierError
+from rlvr.errors import BadReferenceError, SandboxError
 from rlvr.sandbox.base import ExecutionResult
 from rlvr.types import Completion, Problem
 from rlvr.verifiers.base import make_verifier
@@ -56,43 +56,36 @@ def test_indented_block_continues_the_prelude():
     assert with_prelude("def f(x):\n    return x\n", prelude).startswith(prelude.rstrip("\n") + "\n\n")
 
 
-# ---- splitting ----------------------------------------------------------------------------------
+# ---- marking cases ------------------------------------------------------------------------------
 
-def test_humaneval_asserts_split_into_cases():
+def test_humaneval_asserts_become_cases_inside_check():
     plan = asserts.plan(HUMANEVAL_STYLE, "add")
-    assert [c.op for c in plan.cases] == ["==", "==", "<", "!="]
-    assert plan.cases[0].actual == "candidate(1, 2)" and plan.cases[0].expected_value == 3
-    assert plan.cases[2].tolerance == 1e-9
-    assert plan.inside is None and not plan.needs_expected_run
+    assert plan.lines == (6, 7, 8, 9) and plan.cases == 4
+    assert plan.script.rstrip().endswith("check(__rlvr_candidate__)")
+    assert plan.script.count("__rlvr_case__(") == 8  # one for the pass, one for the failure
 
 
-def test_mbpp_asserts_split_at_module_level():
-    plan = asserts.plan("assert add(1, 2) == 3\nassert not add(0, 0)\nassert add(1, 1) is not None\n",
-                        "add")
-    assert [c.op for c in plan.cases] == ["==", "falsy", "is not"]
+def test_mbpp_asserts_are_cases_at_module_level():
+    plan = asserts.plan("import math\nassert add(1, 2) == 3\nassert not add(0, 0)\n", "add")
+    assert plan.lines == (2, 3) and "check(" not in plan.script
 
 
-def test_loops_and_helpers_stay_inside_with_strict_equality():
+def test_a_loop_of_asserts_is_one_case():
     script = "def check(candidate):\n    for x in range(3):\n        assert candidate(x, x) == 2 * x\n"
-    plan = asserts.plan(script, "add")
-    assert plan.cases == () and asserts.STRICT_EQ in plan.inside
-    assert plan.inside.rstrip().endswith("check(add)")
+    assert asserts.plan(script, "add").lines == (2,)
 
 
-def test_expected_side_with_module_names_needs_a_separate_run():
-    plan = asserts.plan("import math\nassert add(1, 2) == math.floor(3.5)\n", "add")
-    assert plan.needs_expected_run and plan.cases[0].expected == "math.floor(3.5)"
-    assert "import math" in plan.prelude
+def test_a_script_that_calls_its_own_checking_function_needs_no_entry_point():
+    plan = asserts.plan("def check(f):\n    assert f(2) == 4\n\ncheck(square)\n", None)
+    assert plan.lines == (4,) and "__rlvr_candidate__" not in plan.script
 
 
-def test_candidate_side_using_test_names_is_not_split():
-    plan = asserts.plan("x = [1]\nassert add(x, 2) == 3\n", "add")
-    assert plan.cases == () and plan.inside is not None
-
-
-def test_invalid_test_script_is_a_data_error():
-    with pytest.raises(DataError):
-        asserts.plan("assert (", "add")
+def test_unusable_test_scripts_are_script_errors():
+    for script, entry_point in (("assert (", "add"), ("x = 1\n", "add"), ("\0", "add"),
+                                ("def check(candidate):\n    assert candidate(1)\n", None),
+                                ("def helper():\n    assert add(1) == 2\n", "add")):
+        with pytest.raises(asserts.ScriptError):
+            asserts.plan(script, entry_point)
 
 
 # ---- values -------------------------------------------------------------------------------------
@@ -104,13 +97,6 @@ def test_decode_builds_only_builtin_values():
         values.decode({"object": []})
     with pytest.raises(values.ValueFormatError):
         values.decode({"set": [{"list": [1]}]})  # unhashable
-
-
-def test_compare_follows_python_semantics_on_plain_data():
-    assert values.compare(1, "==", 1.0) and not values.compare((1, 2), "==", [1, 2])
-    assert values.compare(None, "is", None) and not values.compare(0, "is", False)
-    assert values.compare(0.30000000000000004, "<", 0.3, 1e-9)
-    assert not values.compare("a", "<", 0.3, 1e-9)  # TypeError is a failed case
 
 
 def test_strict_equal_is_type_strict():
@@ -178,11 +164,38 @@ def test_missing_code_block_is_the_models_failure(verifier):
     assert verdict.status == "no_code" and verdict.reward == 0
 
 
-def test_bad_problem_data_is_a_verifier_error(verifier):
-    with pytest.raises(VerifierError):
-        verifier.verify(problem(HUMANEVAL_STYLE, fmt="yaml"), Completion(block("pass")))
-    with pytest.raises(VerifierError):
-        verifier.verify(problem("x = 1\n"), Completion(block("pass")))
+def test_bad_problem_data_is_a_bad_reference_with_its_context(verifier):
+    for bad in (problem(HUMANEVAL_STYLE, fmt="yaml"), problem("x = 1\n"), problem("assert (\n"),
+                problem([1, 2], fmt="io"), problem([{"input": [1], "output": 1}], "function", None),
+                Problem("p1", "", "code", {"test_format": "assert"})):
+        with pytest.raises(BadReferenceError) as caught:
+            verifier.verify(bad, Completion(block("pass")))
+        assert caught.value.problem_id == "p1" and caught.value.verifier == "code"
+
+
+def test_prompt_code_that_raises_is_a_bad_reference(verifier):
+    with pytest.raises(BadReferenceError, match="prompt"):
+        verifier.verify(problem(HUMANEVAL_STYLE, prelude="raise ValueError('broken prompt')\n"),
+                        Completion(block("def add(a, b):\n    return a + b")))
+
+
+def test_own_checking_function_judges_a_correct_solution(verifier):
+    tests = "def check(f):\n    assert f(2) == 4\n    assert f(-3) == 9\n\ncheck(square)\n"
+    right = verifier.verify(problem(tests, entry_point="square"), Completion(block("def square(x):\n    return x * x")))
+    wrong = verifier.verify(problem(tests, entry_point="square"), Completion(block("def square(x):\n    return 4")))
+    assert right.passed and right.status == "passed" and not wrong.passed
+
+
+def test_lifecycle_and_budget():
+    verifier = CodeVerifier(sandbox="subprocess", timeout_s=2, startup_grace_s=1)
+    verifier.warmup()
+    assert verifier.budget_s(problem(HUMANEVAL_STYLE)) == 2 + 3 + 1
+    io = problem([{"input": "", "output": ""}] * 3, "io")
+    assert verifier.budget_s(io) == 3 * (2 + 3) + 1
+    assert verifier.verify(problem(HUMANEVAL_STYLE), Completion(block("def add(a, b):\n    return a + b"))).passed
+    verifier.close()
+    assert verifier._sandbox is None
+    verifier.close()  # twice is fine
 
 
 class BrokenSandbox:

@@ -8,20 +8,25 @@ It reads `problem.reference`:
     within `float_tolerance`, when set);
   - `"function"`: a list of `{"input": [args...] | {"args": [...], "kwargs": {...}},
     "output": value}`; `entry_point` names the function; each result comes back as strictly
-    serialised plain data and is compared type-strictly by the verifier;
-  - `"assert"` (default): a Python script of asserts (HumanEval's `check(candidate)` or MBPP's
-    module-level lines). Asserts are split by `rlvr.verifiers.code.asserts`: the candidate's side
-    runs beside the candidate's code, the expected side apart from it, the comparison here; the
-    rest of the script runs beside the candidate as one more case, passed only when the run
-    prints a per-run random nonce after all of it.
-- `entry_point` (function and assert formats), `prelude` (code given in the prompt, placed before
-  the candidate's code; a completion whose block starts indented continues it).
+    serialised plain data and is compared type-strictly by the verifier, here;
+  - `"assert"` (default): a Python script of asserts (HumanEval's `check(candidate)`, MBPP's
+    module-level lines, or a script that defines and calls its own checking function). It runs
+    in the sandbox's *test process*, apart from the candidate's process, which it calls through
+    proxies that pass only plain data (see `rlvr.verifiers.code.runner`, which argues the
+    design and says what it does not protect against); each statement that asserts is a case
+    (`rlvr.verifiers.code.asserts`).
+- `entry_point` (function and assert formats), `prelude` (code given in the prompt: placed
+  before the candidate's code, where a completion whose block starts indented continues it, and
+  run on its own in the test process, so the tests see the prompt's helpers, never the
+  candidate's redefinitions of them).
 
 The program is the last fenced code block of the completion (`rlvr.verifiers.code.extract`).
 Reward: the fraction of cases passed with `partial_credit`, else 1 only when all pass. A program
 that fails, crashes or times out gets a `Verdict` with reward 0 (status `failed_tests`,
-`timeout`, `memory_limit`, `no_code`); a sandbox failure raises `SandboxError`, never a 0. Model
-text is never evaluated in this process: values cross as JSON and are compared here.
+`timeout`, `memory_limit`, `no_code`); a sandbox failure raises `SandboxError`, and a reference
+the verifier cannot read (unknown format, no tests, a test script that is not Python or has no
+asserts) raises `BadReferenceError` -- never a 0. Model text is never evaluated in this process:
+results cross as tagged JSON and are compared here.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import os
 import secrets
 from typing import Any, Mapping, Sequence
 
-from rlvr.errors import VerifierError
+from rlvr.errors import BadReferenceError, SandboxError
 from rlvr.sandbox.base import ExecutionResult, Limits, Program, Sandbox, make_sandbox
 from rlvr.types import Completion, Problem, Verdict
 from rlvr.verifiers.code import asserts, values
@@ -74,7 +79,9 @@ class CodeVerifier:
     `partial_credit` (reward = fraction of cases passed; default all-or-nothing), `timeout_s`,
     `memory_mb`, `pids`, `cpus`, `output_bytes`, `disk_mb` (limits of each sandbox run),
     `float_tolerance` (io tokens and function results), `allow_unfenced` (take a completion
-    without a code fence whole). The sandbox is created on first use, so the verifier pickles.
+    without a code fence whole), `startup_grace_s` (what `budget_s` allows for the sandbox to
+    start or replace a container). The sandbox is created on first use (or by `warmup()`), so
+    the verifier pickles.
     """
 
     name = "code"
@@ -82,22 +89,21 @@ class CodeVerifier:
     def __init__(self, sandbox: str | Sandbox = "docker", sandbox_options: Mapping[str, Any] | None = None,
                  partial_credit: bool = False, timeout_s: float = 5.0, memory_mb: int = 512,
                  pids: int = 64, cpus: float = 1.0, output_bytes: int = 1 << 20, disk_mb: int = 64,
-                 float_tolerance: float | None = None, allow_unfenced: bool = False):
+                 float_tolerance: float | None = None, allow_unfenced: bool = False,
+                 startup_grace_s: float = 5.0):
         self.limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb, pids=pids, cpus=cpus,
                              output_bytes=output_bytes, disk_mb=disk_mb)
         self.sandbox_name = sandbox if isinstance(sandbox, str) else None
         self.sandbox_options = dict(sandbox_options or {})
         self.partial_credit, self.float_tolerance = partial_credit, float_tolerance
-        self.allow_unfenced = allow_unfenced
+        self.allow_unfenced, self.startup_grace_s = allow_unfenced, startup_grace_s
         self._sandbox: Sandbox | None = None if isinstance(sandbox, str) else sandbox
-        self._expected_cache: collections.OrderedDict[str, dict] = collections.OrderedDict()
         self._plans: collections.OrderedDict[str, asserts.Plan] = collections.OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         if self.sandbox_name is not None:
             state["_sandbox"] = None
-        state["_expected_cache"] = collections.OrderedDict()
         state["_plans"] = collections.OrderedDict()
         return state
 
@@ -107,27 +113,56 @@ class CodeVerifier:
             self._sandbox = make_sandbox(self.sandbox_name or "docker", self.sandbox_options)
         return self._sandbox
 
+    # ---- lifecycle and budget -------------------------------------------------------------
+
+    def warmup(self) -> None:
+        """Connect to the sandbox engine and start its warm containers for this verifier's
+        limits, so that no verification pays the start-up. `SandboxError` when it cannot."""
+        warm = getattr(self.sandbox, "warm", None)  # a plug-in backend may have nothing to warm
+        if warm is not None:
+            warm(self.limits)
+
+    def close(self) -> None:
+        """Release the sandbox this verifier created (a sandbox passed in is its owner's)."""
+        if self.sandbox_name is not None and self._sandbox is not None:
+            close = getattr(self._sandbox, "close", None)
+            self._sandbox = None
+            if close is not None:
+                close()
+
+    def budget_s(self, problem: Problem) -> float:
+        """The most wall-clock time `verify` may take on `problem`: each sandbox run's limit
+        plus the host's grace for it, times the number of runs, plus start-up grace."""
+        reference = problem.reference
+        runs = 1
+        if reference.get("test_format", "assert") == "io" and isinstance(reference.get("tests"), list):
+            runs = max(1, len(reference["tests"]))
+        grace_s = float(self.sandbox_options.get("grace_s", 3.0))
+        return runs * (self.limits.timeout_s + grace_s) + self.startup_grace_s
+
     # ---- the protocol ---------------------------------------------------------------------
 
     def verify(self, problem: Problem, completion: Completion) -> Verdict:
         reference = problem.reference
         test_format = reference.get("test_format", "assert")
         if test_format not in FORMATS:
-            raise VerifierError(f"problem {problem.id}: test_format {test_format!r} is not one of "
-                                f"{', '.join(FORMATS)}")
+            raise _bad(problem.id, f"test_format {test_format!r} is not one of {', '.join(FORMATS)}")
         if "tests" not in reference:
-            raise VerifierError(f"problem {problem.id} has no 'tests' in its reference")
+            raise _bad(problem.id, "no 'tests' in its reference")
         code = last_code_block(completion.text, self.allow_unfenced)
         if code is None:
             return Verdict(0.0, False, "no_code", {"error": "no fenced code block"})
-        code = with_prelude(code, reference.get("prelude") or "")
+        prelude = reference.get("prelude") or ""
+        if not isinstance(prelude, str):
+            raise _bad(problem.id, "'prelude' must be a string of code")
+        code = with_prelude(code, prelude)
         tests, entry_point = reference["tests"], reference.get("entry_point")
         if test_format == "io":
             outcome = self._io(code, tests, problem.id)
         elif test_format == "function":
             outcome = self._function(code, tests, entry_point, problem.id)
         else:
-            outcome = self._asserts(code, tests, entry_point, problem.id)
+            outcome = self._asserts(code, tests, entry_point, prelude, problem.id)
         return self._verdict(outcome)
 
     def _verdict(self, outcome: _Outcome) -> Verdict:
@@ -174,104 +209,107 @@ class CodeVerifier:
     def _function(self, code: str, tests: Any, entry_point: Any, problem_id: str) -> _Outcome:
         cases = _check_list(tests, problem_id, ("input", "output"))
         if not isinstance(entry_point, str) or not entry_point.isidentifier():
-            raise VerifierError(f"problem {problem_id}: function tests need an entry_point name")
+            raise _bad(problem_id, "function tests need an entry_point name")
         calls = []
         for k, case in enumerate(cases):
             given = case["input"]
             args, kwargs = (given.get("args", []), given.get("kwargs", {})) \
                 if isinstance(given, dict) else (given, {})
             if not isinstance(args, list) or not isinstance(kwargs, dict):
-                raise VerifierError(f"problem {problem_id}: case {k} input must be a list of "
-                                    "arguments or {args, kwargs}")
+                raise _bad(problem_id, f"case {k} input must be a list of arguments or "
+                                       "{args, kwargs}")
             calls.append({"id": k, "args": args, "kwargs": kwargs})
-        records, result, outcome = self._run_runner({"solution": code, "entry_point": entry_point,
-                                                      "cases": calls})
+        records, result, outcome = self._run_runner({"mode": "function", "solution": code,
+                                                      "entry_point": entry_point, "cases": calls},
+                                                     problem_id)
         for k, case in enumerate(cases):
             actual, error = _value_of(records, k)
             ok = error is None and values.strict_equal(actual, case["output"], self.float_tolerance)
-            outcome.add(ok, case=k, error=error)
+            outcome.add(ok, case=k, error=error, got=None if error else repr(actual)[:200])
         return outcome
 
-    def _run_runner(self, config: dict[str, Any]) -> tuple[list[dict], ExecutionResult, _Outcome]:
+    def _run_runner(self, config: dict[str, Any], problem_id: str
+                    ) -> tuple[list[dict], ExecutionResult, _Outcome]:
+        """One run of the two-process runner. Its records count only when the test process
+        finished (`done`) and the run stayed within every limit; otherwise there are none."""
         nonce = secrets.token_hex(16)
         outcome = _Outcome()
         result = self._run(Program(RUNNER_SOURCE, stdin=json.dumps({"nonce": nonce, **config})),
                            outcome)
-        if result.timed_out or result.oom_killed or result.stdout_truncated or result.stderr_truncated:
-            return [], result, outcome  # a run past a limit counts for nothing, printed or not
-        return values.parse_result_lines(result.stdout, nonce), result, outcome
+        records = values.parse_result_lines(result.stdout, nonce)
+        for record in records:
+            if "infra_error" in record:
+                raise SandboxError(f"code verifier's test process: {record['infra_error']}")
+            if "reference_error" in record:
+                raise _bad(problem_id, str(record["reference_error"]))
+        if not result.ok or not any(r.get("done") is True for r in records):
+            return [], result, outcome  # a run past a limit, or cut short, counts for nothing
+        return records, result, outcome
 
     # ---- assert scripts -------------------------------------------------------------------
 
-    def _asserts(self, code: str, tests: Any, entry_point: Any, problem_id: str) -> _Outcome:
+    def _asserts(self, code: str, tests: Any, entry_point: Any, prelude: str,
+                 problem_id: str) -> _Outcome:
         if not isinstance(tests, str):
-            raise VerifierError(f"problem {problem_id}: assert tests must be a Python script")
-        plan = self._plan(tests, entry_point if isinstance(entry_point, str) else None)
-        if not plan.cases and plan.inside is None:
-            raise VerifierError(f"problem {problem_id}: the test script has no asserts")
-        expected = self._expected_values(plan, tests, problem_id)
+            raise _bad(problem_id, "assert tests must be a Python script")
+        plan = self._plan(tests, entry_point if isinstance(entry_point, str) else None, problem_id)
         records, result, outcome = self._run_runner({
-            "solution": code, "entry_point": entry_point,
-            "cases": [{"id": c.id, "expr": c.actual} for c in plan.cases], "inside": plan.inside})
-        for case in plan.cases:
-            actual, error = _value_of(records, case.id)
-            ok = error is None and values.compare(actual, case.op, expected.get(case.id),
-                                                  case.tolerance)
-            outcome.add(ok, line=case.line, error=error)
-        if plan.inside is not None:
-            outcome.add(any(r.get("inside") == "ok" for r in records), line="unsplit asserts")
+            "mode": "script", "solution": code, "prelude": prelude, "script": plan.script,
+            "entry_point": entry_point, "stop_on_failure": not self.partial_credit}, problem_id)
+        for number, line in enumerate(plan.lines):
+            record = _record_of(records, number)
+            ok = record is not None and record.get("ok") is True
+            outcome.add(ok, line=line, error=record.get("error") if record else _missing(records))
         return outcome
 
-    def _plan(self, tests: str, entry_point: str | None) -> asserts.Plan:
+    def _plan(self, tests: str, entry_point: str | None, problem_id: str) -> asserts.Plan:
         key = hashlib.sha256(f"{entry_point}\0{tests}".encode("utf-8")).hexdigest()
         if key not in self._plans:
-            self._plans[key] = asserts.plan(tests, entry_point)
+            try:
+                self._plans[key] = asserts.plan(tests, entry_point)
+            except asserts.ScriptError as exc:
+                raise _bad(problem_id, str(exc)) from exc
             while len(self._plans) > _CACHE_ENTRIES:
                 self._plans.popitem(last=False)
         return self._plans[key]
 
-    def _expected_values(self, plan: asserts.Plan, tests: str, problem_id: str) -> dict[int, Any]:
-        """Expected sides: literals parsed here, the rest from one sandbox run without the
-        candidate (cached per test script)."""
-        known = {c.id: c.expected_value for c in plan.cases if c.expected_value is not asserts.NO_LITERAL}
-        if not plan.needs_expected_run:
-            return known
-        key = hashlib.sha256(tests.encode("utf-8")).hexdigest()
-        if key not in self._expected_cache:
-            todo = [c for c in plan.cases if c.expected is not None and c.id not in known]
-            records, result, _ = self._run_runner({"prelude": plan.prelude, "cases": [
-                {"id": c.id, "expr": c.expected} for c in todo]})
-            computed = {}
-            for case in todo:
-                value, error = _value_of(records, case.id)
-                if error is not None:
-                    raise VerifierError(f"problem {problem_id}: the expected side of the assert on "
-                                        f"line {case.line} cannot be evaluated ({error}); "
-                                        f"stderr: {result.stderr[-500:]}")
-                computed[case.id] = value
-            self._expected_cache[key] = computed
-            while len(self._expected_cache) > _CACHE_ENTRIES:
-                self._expected_cache.popitem(last=False)
-        return {**known, **self._expected_cache[key]}
+
+def _bad(problem_id: str, message: str) -> BadReferenceError:
+    return BadReferenceError(f"problem {problem_id}: {message}", problem_id=problem_id,
+                             verifier="code")
+
+
+def _record_of(records: Sequence[dict], case_id: int) -> dict | None:
+    return next((r for r in records if r.get("case") == case_id), None)
+
+
+def _missing(records: Sequence[dict]) -> str:
+    """Why a case has no record: the candidate's code did not load, the script stopped, or the
+    run was cut short (time, memory or output limit, or the test process was killed)."""
+    for key in ("load_error", "script_error"):
+        found = next((r[key] for r in records if key in r), None)
+        if found is not None:
+            return f"{key.replace('_', ' ')}: {str(found)[:300]}"
+    if records:
+        return "not run (an earlier case failed)"
+    return "no result (the run was cut short or its test process did not finish)"
 
 
 def _value_of(records: Sequence[dict], case_id: int) -> tuple[Any, str | None]:
-    """(decoded value, None) of the first record for `case_id`, or (None, why it has none)."""
-    for record in records:
-        if record.get("case") != case_id:
-            continue
-        if "error" in record:
-            return None, str(record["error"])[:300]
-        try:
-            return values.decode(record.get("value")), None
-        except values.ValueFormatError as exc:
-            return None, f"malformed result: {exc}"
-    return None, "no result (the program exited, crashed or timed out before this case)"
+    """(decoded value, None) of the record for `case_id`, or (None, why it has none)."""
+    record = _record_of(records, case_id)
+    if record is None:
+        return None, _missing(records)
+    if "error" in record:
+        return None, str(record["error"])[:300]
+    try:
+        return values.decode(record.get("value")), None
+    except values.ValueFormatError as exc:
+        return None, f"malformed result: {exc}"
 
 
 def _check_list(tests: Any, problem_id: str, keys: Sequence[str]) -> list[dict]:
     if not isinstance(tests, list) or not tests or not all(
             isinstance(t, dict) and all(k in t for k in keys) for t in tests):
-        raise VerifierError(f"problem {problem_id}: tests must be a non-empty list of objects "
-                            f"with {' and '.join(keys)}")
+        raise _bad(problem_id, f"tests must be a non-empty list of objects with {' and '.join(keys)}")
     return tests

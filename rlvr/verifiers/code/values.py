@@ -2,10 +2,10 @@
 
 `decode` turns the runner's tagged JSON (see `rlvr.verifiers.code.runner`) back into builtin
 Python values, and nothing else: no object of the candidate's ever exists in the verifier's
-process, so comparing with `==` here runs only the builtins' own comparison. `compare` applies a
-split assert's operator; `strict_equal` is the type-strict equality of function-call tests
-(bool is not int, int is not float unless a float tolerance is set, tuples count as JSON lists);
-`same_output` compares stdin/stdout results token by token per line.
+process, so comparing with `==` here runs only the builtins' own comparison. `strict_equal` is
+the type-strict equality of function-call tests (bool is not int, int is not float unless a
+float tolerance is set, tuples count as JSON lists); `same_output` compares stdin/stdout results
+token by token per line.
 
 This module never evaluates text: it only decodes JSON.
 """
@@ -16,61 +16,19 @@ import json
 import math
 from typing import Any
 
-MAX_DEPTH = 100
+from rlvr.verifiers.code import runner
 
 
 class ValueFormatError(ValueError):
     """The sandbox's output is not well-formed tagged plain data."""
 
 
-def decode(obj: Any, depth: int = 0) -> Any:
-    if depth > MAX_DEPTH:
-        raise ValueFormatError("value nested too deeply")
-    if obj is None or type(obj) in (bool, int, float, str):
-        return obj
-    if type(obj) is not dict or len(obj) != 1:
-        raise ValueFormatError(f"untagged {type(obj).__name__}")
-    (tag, body), = obj.items()
+def decode(obj: Any) -> Any:
+    """The builtin value of the runner's tagged JSON (one implementation, the runner's)."""
     try:
-        if tag == "bytes":
-            return bytes.fromhex(body)
-        if tag == "complex":
-            real, imag = body
-            return complex(float(real), float(imag))
-        if type(body) is not list:
-            raise ValueFormatError(f"{tag} without a list")
-        if tag == "dict":
-            return {decode(k, depth + 1): decode(v, depth + 1) for k, v in body}
-        items = [decode(v, depth + 1) for v in body]
-        kinds = {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}
-        if tag not in kinds:
-            raise ValueFormatError(f"unknown tag {tag!r}")
-        return kinds[tag](items)
-    except (TypeError, ValueError) as exc:  # unhashable keys, wrong shapes, bad hex
-        raise ValueFormatError(f"malformed {tag}: {exc}") from exc
-
-
-def compare(actual: Any, op: str, expected: Any = None, tolerance: float | None = None) -> bool:
-    """The outcome of `assert <actual> <op> <expected>` on plain values."""
-    try:
-        if op == "==":
-            return bool(actual == expected)
-        if op == "!=":
-            return bool(actual != expected)
-        if op == "is":
-            return actual is expected
-        if op == "is not":
-            return actual is not expected
-        if op == "truthy":
-            return bool(actual)
-        if op == "falsy":
-            return not actual
-        if op in ("<", "<="):
-            gap = abs(actual - expected)
-            return bool(gap < tolerance if op == "<" else gap <= tolerance)
-    except (TypeError, ValueError, OverflowError, RecursionError):
-        return False
-    raise ValueError(f"unknown comparison {op!r}")
+        return runner.decode(obj)
+    except (ValueError, RecursionError) as exc:
+        raise ValueFormatError(str(exc)) from exc
 
 
 def _number(x: Any) -> bool:
