@@ -1,11 +1,17 @@
-"""Atomic checkpoints of a training run, and resuming from them.
+"""Run directories, atomic checkpoints of a training run, and resuming from them.
 
-A checkpoint is a directory `checkpoints/step-NNNNNN/` holding the policy (`save_pretrained`: the
-full model, or the LoRA adapter), `optimizer.pt`, `scheduler.pt`, `rng.pt` (Python, NumPy and
-torch generator states) and `state.json` (step, data position). It is written under a temporary
-name and renamed into place, then `checkpoints/latest` is replaced atomically: a crash at any
-moment (kill -9 included) leaves the previous checkpoint intact and `latest` pointing at a
-complete one. Older checkpoints beyond `keep` are deleted after the new one is in place.
+A checkpoint is a directory `checkpoints/step-NNNNNN/` holding the policy in `model/`
+(`save_pretrained`: the full model, or the LoRA adapter, with the tokenizer beside it, so the
+directory loads on its own), `optimizer.pt`, `scheduler.pt`, `rng.pt` (Python, NumPy and torch
+generator states) and `state.json` (step, data position). It is written under a temporary name,
+every file fsync'd, given the usual umask permissions and renamed into place; then
+`checkpoints/latest` is replaced atomically. A crash at any moment (kill -9, power loss) leaves the
+previous checkpoint intact and `latest` pointing at a complete one. Retention deletes only
+checkpoints older than the one just written, beyond the `keep` newest. A damaged checkpoint file
+(truncated `.pt` or `.safetensors`) is a `CheckpointError` that names it.
+
+`prepare_run_dir` refuses to start a new run in a directory that already holds one, unless the
+run is resumed or the user asked to overwrite it.
 
 This module does not decide when to checkpoint, and does not shard or upload.
 """
@@ -14,7 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,17 +30,38 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlvr.durable import atomic_write_text, publish_dir
 from rlvr.errors import CheckpointError
 
 LATEST = "latest"
+# what a training run writes into its directory (and what --overwrite deletes; nothing else)
+RUN_ENTRIES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "checkpoints", "final", "tensorboard",
+               "curves.png", "wandb", "mlruns", "trackers.json")
+_LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def prepare_run_dir(run_dir: str | os.PathLike, resume: bool = False, overwrite: bool = False) -> None:
+    """Refuse to start a new run where one already is. With `resume` anything goes (the loop
+    resumes from `latest`); with `overwrite` the entries of the old run (`RUN_ENTRIES`) are
+    deleted, and files rlvr did not write are left alone."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir} is a file, not a run directory; choose another output_dir")
+    if resume or not run_dir.is_dir():
+        return
+    entries = sorted(p.name for p in run_dir.iterdir())
+    if not entries:
+        return
+    if not overwrite:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise CheckpointError(
+            f"{run_dir} is not empty ({shown}): continue that run with `rlvr train --resume "
+            f"{run_dir}`, start it over with --overwrite (deletes its metrics, samples, checkpoints "
+            "and final model), or choose another --output_dir")
+    for name in entries:
+        if name in RUN_ENTRIES:
+            path = run_dir / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def rng_state() -> dict[str, Any]:
@@ -51,7 +80,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run_dir: Path, step: int, model: Any, optimizer: Any, scheduler: Any,
-                    state: dict[str, Any], keep: int = 2) -> Path:
+                    state: dict[str, Any], keep: int = 2, tokenizer: Any = None) -> Path:
+    """Write checkpoint `step` (with `tokenizer` in `model/` so it loads on its own), point
+    `latest` at it, and delete checkpoints older than it beyond the `keep` newest."""
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:06d}"
@@ -59,17 +90,46 @@ def save_checkpoint(run_dir: Path, step: int, model: Any, optimizer: Any, schedu
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     model.save_pretrained(tmp / "model", safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp / "model")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(rng_state(), tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    _atomic_write_text(root / LATEST, final.name)
-    done = sorted(p for p in root.glob("step-*") if p.is_dir())
-    for old in done[:-keep] if keep > 0 else []:
+    publish_dir(tmp, final)
+    atomic_write_text(root / LATEST, final.name)
+    for old in stale_checkpoints(root, step, keep):
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def checkpoint_step(path: Path) -> int | None:
+    m = re.fullmatch(r"step-(\d+)", path.name)
+    return int(m.group(1)) if m else None
+
+
+def stale_checkpoints(root: Path, newest: int, keep: int) -> list[Path]:
+    """Checkpoints retention deletes after `newest` was written: only older ones, beyond the
+    `keep` newest (counting `newest`). Checkpoints of higher steps (an abandoned earlier run in
+    the same directory) are never deleted here."""
+    if keep <= 0:
+        return []
+    older = sorted((checkpoint_step(p), p) for p in root.glob("step-*")
+                   if p.is_dir() and checkpoint_step(p) is not None and checkpoint_step(p) < newest)
+    return [p for _, p in older[:max(len(older) - (keep - 1), 0)]]
+
+
+def save_final(policy: Any, tokenizer: Any, path: Path) -> None:
+    """`save_pretrained` of the final policy with its tokenizer, written aside and renamed into
+    place with umask permissions; LoRA adapters are merged (and kept in `adapter/`)."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if hasattr(policy, "merge_and_unload"):
+        policy.save_pretrained(tmp / "adapter")
+        policy = policy.merge_and_unload()
+    policy.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    publish_dir(tmp, path)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -82,39 +142,57 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return path
 
 
+def _damaged(path: Path, file: Path, exc: BaseException) -> CheckpointError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CheckpointError(
+        f"cannot resume from {path}: {file.name} is damaged or truncated ({first}). Delete "
+        f"{path.name} and write the name of an earlier checkpoint into {path.parent / LATEST}, or "
+        "start over with --overwrite")
+
+
 def load_training_state(path: Path, optimizer: Any, scheduler: Any) -> dict[str, Any]:
     """Restore optimizer, scheduler and RNG from checkpoint `path`; return its state.json."""
+    file = path / "state.json"
     try:
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
-        set_rng_state(torch.load(path / "rng.pt", weights_only=False))
-        return json.loads((path / "state.json").read_text())
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"cannot resume from {path}: {exc}") from exc
+        state = json.loads(file.read_text())
+        for file, apply in ((path / "optimizer.pt", optimizer.load_state_dict),
+                            (path / "scheduler.pt", scheduler.load_state_dict),
+                            (path / "rng.pt", set_rng_state)):
+            apply(torch.load(file, weights_only=False))
+        return state
+    except _LOAD_ERRORS as exc:
+        raise _damaged(path, file, exc) from exc
 
 
 def load_model_weights(path: Path, model: Any) -> None:
     """Load the checkpoint's weights (full model or LoRA adapter) into `model` in place."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     model_dir = path / "model"
     adapter = model_dir / "adapter_model.safetensors"
-    try:
-        if adapter.is_file():
-            from peft import set_peft_model_state_dict
+    if adapter.is_file():
+        from peft import set_peft_model_state_dict
 
+        try:
             set_peft_model_state_dict(model, load_file(adapter))
-            return
-        files = sorted(model_dir.glob("*.safetensors"))
-        if not files:
-            raise CheckpointError(f"{model_dir} holds no weights")
-        state: dict[str, torch.Tensor] = {}
-        for f in files:
+        except (*_LOAD_ERRORS, SafetensorError) as exc:
+            raise _damaged(path, adapter, exc) from exc
+        return
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        raise CheckpointError(f"{model_dir} holds no weights")
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        try:
             state.update(load_file(f))
+        except (*_LOAD_ERRORS, SafetensorError) as exc:
+            raise _damaged(path, f, exc) from exc
+    try:
         missing, unexpected = model.load_state_dict(state, strict=False)
-        tied = {k for k in missing if "lm_head" in k}
-        if set(missing) - tied or unexpected:
-            raise CheckpointError(f"{model_dir} does not match the model: missing "
-                                  f"{sorted(set(missing) - tied)[:3]}, unexpected {sorted(unexpected)[:3]}")
-    except (OSError, RuntimeError) as exc:
+    except RuntimeError as exc:  # shapes differ: another model's checkpoint
         raise CheckpointError(f"cannot load weights from {model_dir}: {exc}") from exc
+    tied = {k for k in missing if "lm_head" in k}
+    if set(missing) - tied or unexpected:
+        raise CheckpointError(f"{model_dir} does not match the model: missing "
+                              f"{sorted(set(missing) - tied)[:3]}, unexpected {sorted(unexpected)[:3]}")
