@@ -43,6 +43,11 @@ def parse_request(body: dict) -> tuple[str, list[str]]:
     return response, [m.group(2) for m in _CRITERION.finditer(criteria_block)]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512  # the listen backlog: the default 5 drops bursts of connections
+
+
 class JudgeServer:
     def __init__(self, delay_s: float = 0.0, gullible: bool = False,
                  fail_if: Callable[[str], bool] | None = None):
@@ -75,9 +80,7 @@ class JudgeServer:
                     with server.lock:
                         server.in_flight -= 1
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 512
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -299,3 +299,21 @@ def test_persistent_judge_failure_is_infra_never_zero(server):
     with pytest.raises(InfraError):
         v.verify(problem("france"), Completion("Paris"))
     server.faults = []
+
+
+def test_throughput_256_completions_of_5_judge_items_with_a_200ms_judge():
+    """All judge calls of a batch are in flight together: far below 256 x 0.2 s."""
+    import time
+
+    rubric = [{"text": f"Mentions 'w{k}'", "weight": 1} for k in range(5)]
+    problems = [Problem(f"p{i // 8}", f"Q{i // 8}", "rubric", {"rubric": rubric}) for i in range(256)]
+    completions = [Completion(f"answer {i}: w0 w{i % 5}") for i in range(256)]
+    with JudgeServer(delay_s=0.2) as slow:
+        v = RubricVerifier(judge={"type": "openai", "base_url": slow.url, "max_concurrency": 64})
+        t0 = time.perf_counter()
+        results = v.verify_batch(problems, completions)
+        elapsed = time.perf_counter() - t0
+        v.close()
+    assert elapsed <= 15.0
+    assert len(slow.requests) == 256 and slow.max_in_flight > 8  # 5 items per call, concurrent
+    assert [r.reward for r in results] == [(1 if i % 5 == 0 else 2) / 5 for i in range(256)]
