@@ -28,6 +28,7 @@ BUILTIN_TASKS: dict[str, str] = {
     "file": "rlvr.tasks.loaders:ColumnsTask",
     "reasoning_gym": "rlvr.tasks.reasoning_gym:ReasoningGymTask",
     "humaneval": "rlvr.tasks.humaneval:HumanEvalTask",
+    "rubric": "rlvr.tasks.rubric:RubricTask",
 }
 
 
