@@ -10,6 +10,12 @@ with the same settings only samples what is missing: an interrupted eval resumes
 starts over). Writes `OUT/results.json`, `OUT/summary.md`, `OUT/pass_at_k.png` and, for the
 checkpoints of a run, `OUT/pass_at_k_steps.png`.
 
+With `--run`, sampling follows the run's held-out evaluation (its `rollout.max_new_tokens`,
+`eval.temperature`, `rollout.top_p`, `rollout.top_k` and sampling dtype), so the base model's
+pass@1 matches the run's own step-0 eval; a flag overrides each. The settings used, and where
+each came from, are printed first. Every input (task, -k against -n, each model still to sample,
+the output directory) is checked before the first sample is drawn: a bad one fails in a second.
+
 This command does not train and does not download: models are local directories or the embedded
 default model.
 """
@@ -28,6 +34,10 @@ import yaml
 from rlvr.errors import ConfigError
 
 DEFAULT_MODEL = "smollm2-135m"
+SAMPLING_DEFAULTS = {"max_new_tokens": 256, "temperature": 1.0, "top_p": 1.0, "top_k": 0, "dtype": "auto"}
+# where a run's config keeps each sampling setting of its held-out evaluation
+RUN_SAMPLING = {"max_new_tokens": ("rollout", "max_new_tokens"), "temperature": ("eval", "temperature"),
+                "top_p": ("rollout", "top_p"), "top_k": ("rollout", "top_k")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,18 +57,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("-n", type=int, default=16, help="samples per problem")
     add("-k", default="1,4,16", help="comma-separated k for pass@k and maj@k (each k <= n)")
     add("--greedy", action="store_true", help="greedy decoding: n = 1, temperature 0, k = 1")
-    add("--temperature", type=float, default=1.0)
-    add("--top-p", type=float, default=1.0)
-    add("--top-k", type=int, default=0, help="0 = off")
-    add("--max-new-tokens", type=int, default=256)
+    add("--temperature", type=float, default=None,
+        help=f"default: the run's eval.temperature with --run, else {SAMPLING_DEFAULTS['temperature']}")
+    add("--top-p", type=float, default=None,
+        help=f"default: the run's rollout.top_p with --run, else {SAMPLING_DEFAULTS['top_p']}")
+    add("--top-k", type=int, default=None,
+        help=f"0 = off; default: the run's rollout.top_k with --run, else {SAMPLING_DEFAULTS['top_k']}")
+    add("--max-new-tokens", type=int, default=None,
+        help=f"default: the run's rollout.max_new_tokens with --run, else {SAMPLING_DEFAULTS['max_new_tokens']}")
     add("--seed", type=int, default=0)
     add("--verifier", default="", help="override the verifier the task's problems name")
     add("--verifier-options", default=None, metavar="YAML", help="options of the verifier(s)")
     add("--workers", type=int, default=2, help="verifier worker processes (0 = in-process)")
     add("--timeout-s", type=float, default=10.0, help="per-answer verification time limit")
     add("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    add("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
-        help="sampling dtype; auto: bfloat16 where the hardware has fast bf16 (as training samples)")
+    add("--dtype", default=None, choices=["auto", "float32", "bfloat16"],
+        help="sampling dtype; auto: bfloat16 where the hardware has fast bf16 (as training samples); "
+        "default: the run's sampling dtype with --run, else auto")
     add("--batch-size", type=int, default=64, help="sequences per generate call")
     add("--out", help="output directory (default: evals/<task>)")
     add("--fresh", action="store_true", help="discard saved samples and start over")
@@ -131,25 +146,60 @@ def _load_run(args: argparse.Namespace) -> dict[str, Any] | None:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def _run_dtype(run: dict[str, Any]) -> str | None:
+    """The dtype a run sampled in, as an --dtype value (None when its config does not say)."""
+    model = run.get("model") or {}
+    rollout = model.get("rollout_dtype")
+    if rollout == "same" or (rollout == "auto" and (model.get("lora") or {}).get("enabled")):
+        return model.get("dtype")
+    return rollout if rollout in ("auto", "float32", "bfloat16") else None
+
+
+def _sampling_sources(args: argparse.Namespace, run: dict[str, Any] | None) -> dict[str, str]:
+    """Fill unset sampling flags from the run (with --run), else the defaults; returns where each
+    setting came from ("--flag", "the run", "default")."""
+    sources = {}
+    for key, default in SAMPLING_DEFAULTS.items():
+        if getattr(args, key) is not None:
+            sources[key] = "--" + key.replace("_", "-")
+            continue
+        value = None
+        if run is not None:
+            if key == "dtype":
+                value = _run_dtype(run)
+            else:
+                section, name = RUN_SAMPLING[key]
+                value = (run.get(section) or {}).get(name)
+        setattr(args, key, default if value is None else value)
+        sources[key] = "default" if value is None else "the run"
+    return sources
+
+
 def _settings(args: argparse.Namespace, run: dict[str, Any] | None) -> dict[str, Any]:
     """Everything that decides what a sample is; saved samples are reused only if it matches."""
     task = (run or {}).get("task", {})
+    sources = _sampling_sources(args, run)
     if args.greedy:
         args.n, args.k, args.temperature = 1, "1", 0.0
+        sources["temperature"] = "--greedy"
     if args.n < 1 or args.max_new_tokens < 1 or args.limit < 0:
         raise ConfigError("-n and --max-new-tokens must be >= 1, --limit >= 0")
     if not args.greedy and args.temperature <= 0:
         raise ConfigError("--temperature must be > 0 (use --greedy for greedy decoding)")
     options = _yaml_mapping(args.task_options, "--task-options") if args.task_options is not None \
         else dict(task.get("options") or {})
+    sampling = {"n": args.n, "temperature": args.temperature, "top_p": args.top_p,
+                "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
+                "dtype": _device_and_dtype(args)[1]}
+    shown = [f"{k}={sampling[k]} ({sources[k]}{', ' + args.dtype if k == 'dtype' and args.dtype == 'auto' else ''})"
+             for k in SAMPLING_DEFAULTS]
+    print(f"rlvr eval: sampling n={args.n}, " + ", ".join(shown), file=sys.stderr)
     return {"task": args.task or task.get("name") or "arithmetic", "task_options": options,
             "split": args.split, "limit": args.limit,
             "verifier": args.verifier or task.get("verifier", ""),
             "verifier_options": _yaml_mapping(args.verifier_options, "--verifier-options")
             if args.verifier_options is not None else dict(task.get("verifier_options") or {}),
-            "sampling": {"n": args.n, "temperature": args.temperature, "top_p": args.top_p,
-                         "top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "seed": args.seed,
-                         "dtype": _device_and_dtype(args)[1]}}
+            "sampling": sampling}
 
 
 def _problems(settings: dict[str, Any]) -> list:
@@ -177,21 +227,54 @@ def _pool(settings: dict[str, Any], problems: list, args: argparse.Namespace):
     return VerifierPool(verifiers, workers=args.workers, timeout_s=args.timeout_s)
 
 
-def _samples_file(out: Path, entry: dict[str, Any], settings: dict[str, Any], fresh: bool) -> Path:
-    """The samples file of one model; refuses to mix samples drawn under other settings."""
+def _samples_file(out: Path, entry: dict[str, Any], settings: dict[str, Any]) -> tuple[Path, dict]:
+    """The samples file of one model and the settings it must have been drawn with."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", entry["label"]).strip("_") or "model"
-    path, meta = out / "samples" / f"{safe}.jsonl", out / "samples" / f"{safe}.settings.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     wanted = {k: v for k, v in settings.items() if k != "limit"}
     wanted["model"] = entry["model"]
     wanted["sampling"] = {k: v for k, v in settings["sampling"].items() if k != "n"}
-    if fresh:
-        path.unlink(missing_ok=True)
-    elif meta.is_file() and path.is_file() and json.loads(meta.read_text()) != wanted:
-        raise ConfigError(f"{path} holds samples drawn with other settings ({meta}); use --fresh "
-                          "to start over or --out for a new directory")
-    meta.write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n")
-    return path
+    return out / "samples" / f"{safe}.jsonl", wanted
+
+
+def _meta(path: Path) -> Path:
+    return path.with_name(path.name.replace(".jsonl", ".settings.json"))
+
+
+def _prepare(models: list[dict[str, Any]], problems: list, settings: dict[str, Any], out: Path,
+             args: argparse.Namespace) -> list[Path]:
+    """Check every input before the first sample is drawn, then claim the samples files: the
+    output directory must be writable, saved samples must have been drawn with these settings,
+    and every model that still has samples to draw must exist and load."""
+    from rlvr.errors import ModelLoadError
+    from rlvr.eval import load_samples
+    from rlvr.models import check_model
+
+    try:
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+        probe = out / "samples" / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from exc
+    files, ids, n = [], {p.id for p in problems}, settings["sampling"]["n"]
+    for entry in models:
+        path, wanted = _samples_file(out, entry, settings)
+        meta = _meta(path)
+        if not args.fresh and meta.is_file() and path.is_file() and json.loads(meta.read_text()) != wanted:
+            raise ConfigError(f"{path} holds samples drawn with other settings ({meta}); use --fresh "
+                              "to start over or --out for a new directory")
+        saved = {} if args.fresh else load_samples(path, ids)
+        if not all(len(saved.get(i, [])) >= n for i in ids):
+            try:
+                check_model(entry["model"])
+            except ModelLoadError as exc:
+                raise ModelLoadError(f"model {entry['label']!r}: {exc}") from exc
+        files.append((path, wanted))
+    for path, wanted in files:
+        if args.fresh:
+            path.unlink(missing_ok=True)
+        _meta(path).write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n")
+    return [path for path, _ in files]
 
 
 def _device_and_dtype(args: argparse.Namespace) -> tuple[str, str]:
@@ -219,7 +302,7 @@ def _engine(model_name: str, args: argparse.Namespace):
 
 
 def _evaluate_model(entry: dict[str, Any], problems: list, pool, settings: dict[str, Any],
-                    ks: list[int], out: Path, args: argparse.Namespace) -> dict[str, Any]:
+                    ks: list[int], path: Path, args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
     from rlvr.eval import evaluate, load_samples
@@ -228,7 +311,6 @@ def _evaluate_model(entry: dict[str, Any], problems: list, pool, settings: dict[
     s = settings["sampling"]
     params = SamplingParams(n=s["n"], temperature=s["temperature"], top_p=s["top_p"],
                             top_k=s["top_k"], max_new_tokens=s["max_new_tokens"], seed=s["seed"])
-    path = _samples_file(out, entry, settings, args.fresh)
     saved = load_samples(path, {p.id for p in problems})
     complete = all(len(saved.get(p.id, [])) >= s["n"] for p in problems)
     engine = _LazyEngine(entry["model"], args) if not complete else None
@@ -259,12 +341,13 @@ def run(args: argparse.Namespace) -> int:
     problems = _problems(settings)
     models = _models(args, run_config)
     out = Path(args.out or f"evals/{settings['task'].replace(':', '_')}")
+    paths = _prepare(models, problems, settings, out, args)
     results: dict[str, Any] = {"task": settings["task"], "task_options": settings["task_options"],
                                "split": settings["split"], "ks": ks, "sampling": settings["sampling"],
                                "models": []}
     with _pool(settings, problems, args) as pool:
-        for entry in models:
-            report = _evaluate_model(entry, problems, pool, settings, ks, out, args)
+        for entry, path in zip(models, paths):
+            report = _evaluate_model(entry, problems, pool, settings, ks, path, args)
             results["models"].append({**entry, "report": report})
             notes = write_report(results, out, plot=not args.no_plot)
     print("\n".join(summary_table(results)))

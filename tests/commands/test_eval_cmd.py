@@ -119,3 +119,82 @@ def test_eval_usage_errors_are_one_line(tmp_path, capsys, extra, message):
     rc = main(["eval", *BASE, *extra, "--model", "unused", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc in (1, 2) and message in err and "Traceback" not in err
+
+
+def _training_run(tiny, run: Path, **config) -> Path:
+    """A run directory as `rlvr train` writes it: checkpoints through `save_checkpoint` (model/,
+    optimizer, state; written without a tokenizer, as before checkpoints carried one) and final/."""
+    import torch
+
+    from rlvr.checkpoint import save_checkpoint, save_final
+    from rlvr.models import load_model, load_tokenizer
+
+    model = load_model(str(tiny))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0)
+    save_checkpoint(run, 2, model, optimizer, scheduler, {"cursor": {"epoch": 0, "index": 4}})
+    save_final(model, load_tokenizer(str(tiny)), run / "final")
+    (run / "config.yaml").write_text(yaml.safe_dump({"steps": 4, "model": {"name": str(tiny)}, **config}))
+    return run
+
+
+RUN_ARGS = ["--limit", "2", "-n", "2", "-k", "1,2", "--workers", "0", "--no-progress", "--no-plot"]
+
+
+def test_eval_of_a_run_loads_the_checkpoints_train_writes(tiny, tmp_path, capsys):
+    run = _training_run(tiny, tmp_path / "run", rollout={"max_new_tokens": 3})
+    out = tmp_path / "out"
+    assert main(["eval", *RUN_ARGS, "--run", str(run), "--out", str(out)]) == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    assert [(m["label"], m["step"]) for m in results["models"]] == [
+        ("base (step 0)", 0), ("step 2", 2), ("final (step 4)", 4)]
+    assert all(m["report"]["num_samples"] == 4 for m in results["models"])
+
+
+def test_eval_of_a_run_samples_with_the_runs_settings_unless_overridden(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny, run / "final")
+    (run / "config.yaml").write_text(yaml.safe_dump({
+        "steps": 4, "model": {"name": str(tiny), "dtype": "float32", "rollout_dtype": "same"},
+        "rollout": {"max_new_tokens": 3, "top_p": 0.9, "top_k": 5}, "eval": {"temperature": 0.7}}))
+    out = tmp_path / "out"
+    assert main(["eval", *RUN_ARGS, "--run", str(run), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    assert {k: results["sampling"][k] for k in ("max_new_tokens", "temperature", "top_p", "top_k", "dtype")} == {
+        "max_new_tokens": 3, "temperature": 0.7, "top_p": 0.9, "top_k": 5, "dtype": "float32"}
+    assert "max_new_tokens=3 (the run)" in err and "temperature=0.7 (the run)" in err
+    tokens = [r["num_tokens"] for r in _lines(out / "samples" / "final_step_4.jsonl")]
+    assert len(tokens) == 4 and max(tokens) <= 3
+
+    out2 = tmp_path / "out2"
+    assert main(["eval", *RUN_ARGS, "--run", str(run), "--out", str(out2), "--max-new-tokens", "5"]) == 0
+    assert json.loads((out2 / "results.json").read_text())["sampling"]["max_new_tokens"] == 5
+    assert "max_new_tokens=5 (--max-new-tokens)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["missing", "truncated", "not-a-model"])
+def test_a_bad_model_fails_before_the_first_sample(tiny, tmp_path, capsys, bad):
+    import time
+
+    model = tmp_path / "bad"
+    if bad == "truncated":
+        shutil.copytree(tiny, model)
+        (model / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes()[:5000])
+    elif bad == "not-a-model":
+        model.mkdir()
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    rc = main(["eval", *BASE, "--model", f"good={tiny}", "--model", f"bad={model}", "--out", str(out)])
+    elapsed = time.perf_counter() - t0
+    err = capsys.readouterr().err
+    assert rc == 1 and "model 'bad'" in err and "Traceback" not in err, err
+    assert not (out / "samples" / "good.jsonl").exists()  # nothing was sampled
+    assert elapsed < 15, elapsed
+
+
+def test_an_unwritable_output_directory_fails_before_the_first_sample(tiny, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    rc = main(["eval", *BASE, "--model", f"t={tiny}", "--out", str(tmp_path / "file" / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot write there" in err and "Traceback" not in err
