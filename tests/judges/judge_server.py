@@ -9,7 +9,8 @@ Faults are scripted per request: `server.faults` is a list of actions taken by t
 in order ("429", "429-date", "500", "503", "malformed", "not-json", "empty", "refusal",
 "truncated", "hang", "drop", "missing", "extra", "conflict", "prose"); `fail_if` is a predicate
 on the response text that makes every request about it answer 500 (a persistently failing
-judge); `delay_s` delays every answer.
+judge); `fail_fraction` f makes exactly that share of requests answer 500, evenly spread
+(request n fails when floor((n+1)f) > floor(nf)); `delay_s` delays every answer.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ class _Server(ThreadingHTTPServer):
 
 class JudgeServer:
     def __init__(self, delay_s: float = 0.0, gullible: bool = False,
-                 fail_if: Callable[[str], bool] | None = None):
+                 fail_if: Callable[[str], bool] | None = None, fail_fraction: float = 0.0):
         self.delay_s, self.gullible, self.fail_if = delay_s, gullible, fail_if
+        self.fail_fraction = fail_fraction  # request n fails when floor((n+1)f) > floor(nf)
         self.faults: list[str] = []
         self.requests: list[dict] = []
         self.lock = threading.Lock()
@@ -72,6 +74,9 @@ class JudgeServer:
                 with server.lock:
                     server.requests.append(body)
                     fault = server.faults.pop(0) if server.faults else None
+                    n, f = len(server.requests) - 1, server.fail_fraction
+                    if fault is None and int((n + 1) * f) > int(n * f):
+                        fault = "500"
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
