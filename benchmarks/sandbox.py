@@ -6,8 +6,10 @@ Side by side in one run:
 - `subprocess`: SubprocessSandbox (no isolation), the floor of what starting Python costs.
 
 For each: per-run overhead (host wall time of `run()` on `pass`, p50/p99 in ms, and the part
-spent inside the program), and verifications per second of a trivial HumanEval-style problem
-through `CodeVerifier`, sequentially and through `VerifierPool` with `--workers` processes.
+spent inside the program), and verifications of a trivial HumanEval-style problem through
+`CodeVerifier` (which runs the test process and the candidate process of
+`rlvr.verifiers.code.runner` in one sandbox run): p50/p99 ms per verification and verifications
+per second, sequentially and through `VerifierPool` with `--workers` processes.
 
     python benchmarks/sandbox.py [--runs 200] [--fresh-runs 20] [--verifications 100] [--workers 2]
 """
@@ -58,8 +60,11 @@ def overhead(sandbox, runs: int) -> dict:
 def verifications(backend: str, options: dict, count: int, workers: int) -> dict:
     verifier = CodeVerifier(sandbox=backend, sandbox_options=options)
     verifier.verify(PROBLEM, COMPLETION)  # warm up
-    start = time.perf_counter()
-    passed = sum(verifier.verify(PROBLEM, COMPLETION).passed for _ in range(count))
+    start, walls, passed = time.perf_counter(), [], 0
+    for _ in range(count):
+        t0 = time.perf_counter()
+        passed += verifier.verify(PROBLEM, COMPLETION).passed
+        walls.append(time.perf_counter() - t0)
     sequential = count / (time.perf_counter() - start)
     close = getattr(verifier.sandbox, "close", None)
     if close:
@@ -72,6 +77,8 @@ def verifications(backend: str, options: dict, count: int, workers: int) -> dict
         parallel = count / (time.perf_counter() - start)
     passed += sum(getattr(r, "passed", False) for r in results)
     return {"verifications": count, "all_passed": passed == 2 * count,
+            "verify_p50_ms": round(statistics.median(walls) * 1e3, 1),
+            "verify_p99_ms": round(percentile(walls, 0.99) * 1e3, 1),
             "sequential_per_s": round(sequential, 1), f"pool_{workers}_workers_per_s": round(parallel, 1)}
 
 

@@ -5,11 +5,13 @@ the config asks for it by name (`sandbox: subprocess`); rlvr never falls back to
 The child gets its own session and process group, a private temporary directory as its working
 and home directory, a scrubbed environment, rlimits (address space, file size, CPU seconds,
 processes, no core files), a wall-clock kill of its whole process group, and capped output.
+Where the kernel has Landlock, the child may write only beneath its temporary directory and
+(from Landlock ABI 6 on) may not signal or trace processes outside it, rlvr included.
 
 What it does NOT protect against: the program runs as your user, on your filesystem and network.
-It can read and write every file you can (your home directory, SSH keys, the checkpoint), open
-network connections, escape its process group with `setsid` and outlive the run, and exhaust
-resources that rlimits do not cover. Use it for trusted code or throwaway machines only; use
+It can read every file you can (your home directory, SSH keys, the checkpoint) and, on a kernel
+without Landlock, write them too; it can open network connections, escape its process group with
+`setsid` and outlive the run, and exhaust resources that rlimits do not cover. Use it for trusted code or throwaway machines only; use
 the Docker backend for model-written code.
 """
 

@@ -46,7 +46,7 @@ def judge(verifier, code: str, tests=TESTS, fmt="assert"):
 
 
 def fails_split_and_unsplit(verifier, code: str) -> bool:
-    """Reward 0 both when the asserts are judged outside and when they run beside the code."""
+    """Reward 0 both with plain asserts and with asserts in a loop over the test's own values."""
     return judge(verifier, code).reward == 0 and judge(verifier, code, tests=LOOPED_TESTS).reward == 0
 
 

@@ -95,3 +95,18 @@ def test_fork_server_refuses_to_run_outside_a_container():
     from rlvr.sandbox import forkserver
 
     assert forkserver.main(["/nonexistent", "1"]) == 2
+
+
+def test_writes_outside_the_work_dir_and_signals_to_rlvr_fail_where_the_kernel_has_landlock(sandbox, tmp_path):
+    from rlvr.sandbox.harness import landlock_abi
+
+    if landlock_abi() < 6:
+        pytest.skip("the kernel has no Landlock with signal scoping (ABI 6)")
+    target = tmp_path / "planted"
+    source = (f"import os, signal\nopen('mine', 'w').write('ok')\nfor path in ({str(target)!r}, '../x'):\n"
+              "    try:\n        open(path, 'w').write('x')\n        print('wrote', path)\n"
+              "    except OSError:\n        pass\ntry:\n    os.kill(os.getppid(), signal.SIGCONT)\n"
+              "    print('signalled rlvr')\nexcept OSError:\n    pass\n")
+    result = sandbox.run(Program(source, collect=("mine",)), Limits())
+    assert result.ok and result.stdout == "" and result.files == {"mine": "ok"}
+    assert not target.exists()

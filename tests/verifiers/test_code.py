@@ -211,6 +211,7 @@ def test_sandbox_failure_raises_never_scores_zero():
 def test_registered_and_picklable():
     verifier = make_verifier("code", {"sandbox": "subprocess", "partial_credit": True})
     clone = pickle.loads(pickle.dumps(verifier))
+    clone = getattr(clone, "inner", clone)  # the registry may wrap it in the protocol's adapter
     assert isinstance(clone, CodeVerifier) and clone.partial_credit and clone._sandbox is None
 
 
@@ -256,3 +257,32 @@ def test_mbpp_fixture_reference_solutions_pass_and_stubs_fail(verifier):
         stub = f"def {p.reference['entry_point']}(*args):\n    return None"
         assert verifier.verify(p, Completion(block(code[p.id]))).passed, p.id
         assert not verifier.verify(p, Completion(block(stub))).passed, p.id
+
+
+def test_runner_falls_back_to_its_source_where_the_bytecode_format_differs():
+    import importlib.util
+    import json
+
+    from rlvr.sandbox.base import Limits, Program
+    from rlvr.sandbox.subprocess import SubprocessSandbox
+    from rlvr.verifiers import code
+
+    program = code._runner_program(code.RUNNER_SOURCE)
+    foreign = program.replace(repr(importlib.util.MAGIC_NUMBER.hex()), repr("00000000"))
+    assert foreign != program
+    config = {"nonce": "n" * 32, "mode": "function", "solution": "def add(a, b):\n    return a + b\n",
+              "entry_point": "add", "cases": [{"id": 0, "args": [1, 2], "kwargs": {}}]}
+    for source in (program, foreign):
+        result = SubprocessSandbox().run(Program(source, stdin=json.dumps(config)), Limits())
+        assert values.parse_result_lines(result.stdout, "n" * 32) == [
+            {"case": 0, "value": 3}, {"done": True}], result.stderr
+
+
+def test_results_cross_only_as_bounded_plain_data(verifier):
+    tests = [{"input": [1, 2], "output": 3}]
+    for body, why in (("return [1] * (3 << 20)", "over"), ("x = []\n    for _ in range(200):\n        x = [x]\n"
+                                                          "    return x", "deeply"),
+                      ("return iter([3])", "not plain data"), ("return 10 ** 5000", "")):
+        verdict = verifier.verify(problem(tests, "function"), Completion(block(f"def add(a, b):\n    {body}")))
+        assert verdict.reward == 0 and why in str(verdict.info["failures"]), (body, verdict.info)
+

@@ -4,7 +4,8 @@ computing the answer, one attack per test, on the real Docker sandbox and throug
 Each attack is a wrong `add` (or `decode`) plus a trick aimed at the test code: walking the
 caller's frames, scanning `gc`, shadowing builtins or the prompt's helpers, monkeypatching
 modules the tests use, printing result markers, a fake report and `os._exit(0)`, reading the
-caller's bytecode, signal handlers and signals to every other process. The test scripts keep
+caller's bytecode, signal handlers and signals to every other process, a `StopIteration` that
+would end the test's own loop early. The test scripts keep
 their asserts in loops (as HumanEval/32, /38 and /50 do), so none of it can be judged without
 running the test code itself. Each must get reward 0, and the same trick wrapped around a
 correct program must not cost it its pass. Then writes outside the work dir, leftovers for the
@@ -15,6 +16,7 @@ import json
 import subprocess
 import sys
 
+import forging_helpers
 import pytest
 
 from rlvr.sandbox import engine
@@ -37,6 +39,8 @@ HELPER_PRELUDE = ('def encode(s: str) -> str:\n    """Reverse s."""\n    return 
                   'def decode(s: str) -> str:\n    """Undo encode."""\n')
 HELPER_TESTS = ("def check(candidate):\n    for s in ['abc', 'hello', 'xyz']:\n"
                 "        assert candidate(encode(s)) == s\n")
+MAP_TESTS = ("def check(candidate):\n"
+             "    assert all(map(lambda ab: candidate(*ab) == sum(ab), [(1, 2), (3, 4), (5, 6)]))\n")
 RIGHT_ADD = "def add(a, b):\n    return a + b\n"
 WRONG_ADD = "def add(a, b):\n    return 0\n"
 
@@ -136,6 +140,8 @@ ATTACKS = {
     "printed_markers": (ADD_TESTS, "", "add", PRINT_MARKERS, WRONG_ADD, None),
     "os_exit_after_fake_report": (ADD_TESTS, "", "add", "", EXIT_AFTER_FAKE_REPORT, None),
     "caller_bytecode": (CONSTANT_TESTS, "", "add", "", READ_CALLER, None),
+    "stop_iteration_ends_the_tests_loop": (MAP_TESTS, "", "add", "",
+                                           "def add(a, b):\n    raise StopIteration\n", RIGHT_ADD),
     "signals_and_handlers": (ADD_TESTS, "", "add", SIGNALS,
                              "def add(a, b):\n    _signal_everyone(True)\n    return 0\n",
                              "def add(a, b):\n    _signal_everyone(False)\n    return a + b\n"),
@@ -234,3 +240,46 @@ def test_attacks_through_rlvr_verify(docker_ready, tmp_path):
     forged = [k for k, v in verdicts.items() if k.endswith("/wrong") and v["reward"] != 0]
     lost = [k for k, v in verdicts.items() if k.endswith("/right") and not v["passed"]]
     assert forged == [] and lost == [], (forged, lost, proc.stderr[-2000:])
+
+
+# ---- the generic attacks on MBPP-format fixtures, read as `rlvr eval` reads them -----------------
+
+MBPP_FIXTURES = ("mbpp.jsonl", "mbpp_loops.jsonl")  # the second keeps its asserts in loops
+
+
+def mbpp_problems():
+    """(problem, reference solution, function name) of every well-formed fixture row."""
+    import re
+    import warnings
+    from pathlib import Path
+
+    from rlvr.tasks.base import make_task
+
+    found = []
+    for name in MBPP_FIXTURES:
+        path = Path(__file__).parent.parent / "fixtures" / "mbpp" / name
+        rows = {f"mbpp-{row['task_id']}": row for row in map(json.loads, path.read_text().splitlines())}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the first fixture has malformed rows on purpose
+            problems = make_task("mbpp", {"data_files": {"test": str(path)}}).problems("test")
+        for p in problems:
+            code = rows[p.id]["code"]
+            found.append((p, code, re.search(r"def (\w+)", code).group(1)))
+    return found
+
+
+@pytest.mark.parametrize("attack", ["none"] + sorted(forging_helpers.MODULE_ATTACKS) + ["caller_bytecode"])
+def test_generic_attacks_on_mbpp_fixtures_pass_none(verifier, attack):
+    problems, forged = mbpp_problems(), []
+    for p, reference_code, name in problems:
+        head = f"def {name}(*args):\n"
+        if attack == "caller_bytecode":
+            code = head + forging_helpers.READ_CALLER_BODY
+        else:
+            code = forging_helpers.MODULE_ATTACKS.get(attack, "") + head + "    return None\n"
+        if verifier.verify(p, fenced(code)).reward > 0:
+            forged.append(p.id)
+        if attack == "none":
+            assert verifier.verify(p, fenced(reference_code)).passed, p.id
+    print(f"\nMBPP fixtures, {attack}: {len(forged)}/{len(problems)} forged")
+    assert len(problems) >= 15 and forged == []
