@@ -1,4 +1,8 @@
-"""`rlvr train [--config FILE] [--resume RUN_DIR] [--section.key=value ...]`."""
+"""`rlvr train [--config FILE] [--resume RUN_DIR | --overwrite] [--section.key=value ...]`.
+
+Before any set-up the inputs are checked: the config, the model (`rlvr.models.check_model`, about
+a second) and the run directory (a new run never writes over an old one without --overwrite).
+"""
 
 from __future__ import annotations
 
@@ -14,28 +18,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML config file")
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="continue the run in RUN_DIR from its last checkpoint, with its saved config")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over in an output_dir that already holds a run (deletes its "
+                        "metrics, samples, checkpoints and final model)")
     parser.add_argument("--help-config", action="store_true", help="list every config key with its default")
     parser.epilog = "Any other --section.key=value (or --section.key value) overrides a config key."
 
 
 def run(args: argparse.Namespace) -> int:
     from rlvr.config import build_config, describe, load_yaml
+    from rlvr.errors import CheckpointError, ConfigError
+    from rlvr.models import check_model
 
     if args.help_config:
         print("Config keys (defaults shown):")
         print("\n".join(describe()))
         return 0
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues a run and --overwrite deletes it: choose one")
     base = None
     overrides = list(args.overrides)
     if args.resume:
         saved = Path(args.resume) / "config.yaml"
         if not saved.is_file():
-            from rlvr.errors import CheckpointError
-
             raise CheckpointError(f"{args.resume} is not a run directory (no config.yaml)")
         base = load_yaml(saved)
         overrides.append(f"--output_dir={args.resume}")
     config = build_config(args.config, overrides, base=base)
+    check_model(config.model.name)
+    from rlvr.checkpoint import prepare_run_dir  # imports torch: after the one-second checks
+
+    prepare_run_dir(config.output_dir, resume=bool(args.resume), overwrite=args.overwrite)
     from rlvr.train import train
 
     train(config, resume=bool(args.resume))
