@@ -52,15 +52,14 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    engine: Literal["hf"] = "hf"  # hf: transformers generate (the only engine so far)
+    engine: str = "hf"  # hf (transformers generate), an entry point of group rlvr.rollout_engines, or module:Object
+    options: dict = field(default_factory=dict)  # engine-only settings, e.g. hf: {batch_size: 64, static_cache: true}
     prompts_per_step: int = 8  # problems per GRPO step
     group_size: int = 8  # G: completions sampled per problem
     max_new_tokens: int = 96  # completion length cap (longer ones are truncated, finish_reason "length")
     temperature: float = 1.0  # sampling temperature (also used for the trainer's log-probs)
     top_p: float = 1.0  # nucleus sampling
     top_k: int = 0  # 0 = off
-    batch_size: int = 64  # sequences per generate call
-    static_cache: bool = True  # static KV cache on GPU (ignored on CPU)
 
 
 @dataclass(frozen=True)

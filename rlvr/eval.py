@@ -12,8 +12,10 @@
   as its chunk is done, and a later call with the same file only samples what is missing: an
   interrupted evaluation resumes where it stopped.
 
-Samples whose verification hit an infrastructure error are not scored: they are left out of their
-problem's n, counted in `infra_errors`, and retried by a resumed evaluation. This module does not
+Samples whose verification hit an infrastructure error, or whose problem has a reference its
+verifier cannot read, are not scored: they are left out of their problem's n, counted in
+`infra_errors` / `bad_references`, and retried by a resumed evaluation. A problem with fewer than
+k scored samples is left out of pass@k and maj@k and counted in `pass@k_dropped`. This module does not
 load models or write reports (see `rlvr.report`).
 """
 
@@ -29,14 +31,16 @@ import time
 import warnings
 import zlib
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from rlvr.errors import InfraError
 from rlvr.rollout.base import RolloutEngine, SamplingParams
-from rlvr.types import Problem, Verdict
+from rlvr.scoring import INFRA, answer_of, outcome
+from rlvr.types import Problem
 
-ANSWER_KEYS = ("normalized", "extracted", "answer")  # Verdict.info keys that name the answer given
+__all__ = ["pass_at_k", "maj_at_k", "answer_of", "evaluate", "summarise", "load_samples"]
+
 MAJ_EXACT_LIMIT = 2000  # enumerate all k-subsets up to this many, else sample this many
 
 
@@ -86,15 +90,6 @@ def maj_at_k(votes: Sequence[tuple[str | None, bool]], k: int, seed: int = 0) ->
     return sum(_vote(votes[i] for i in s) for s in subsets) / total
 
 
-def answer_of(verdict: Verdict) -> str | None:
-    """The answer a verdict says the completion gave (the key majority voting groups by)."""
-    for key in ANSWER_KEYS:
-        value = verdict.info.get(key)
-        if value is not None:
-            return str(value)
-    return None
-
-
 # ---------------------------------------------------------------- samples on disk
 
 
@@ -114,7 +109,7 @@ def load_samples(path: str | Path, problem_ids: set[str]) -> dict[str, list[dict
                 warnings.warn(f"{path}:{lineno}: unreadable sample line skipped (it is sampled again)")
                 continue
             if isinstance(rec, dict) and rec.get("problem_id") in problem_ids \
-                    and rec.get("infra_error") is None:
+                    and "reward" in rec:
                 out[rec["problem_id"]].append(rec)
     return out
 
@@ -148,10 +143,7 @@ def _sample_and_verify(engine: RolloutEngine, pool: Any, chunk: list[tuple[Probl
 
     Each record carries its share of the chunk's sampling and verification time, so that totals
     over a resumed evaluation add up."""
-    want = params.n - chunk[0][1]
-    sp = SamplingParams(n=want, temperature=params.temperature, top_p=params.top_p,
-                        top_k=params.top_k, max_new_tokens=params.max_new_tokens,
-                        seed=_chunk_seed(params, chunk[0][0].id, chunk[0][1]))
+    sp = replace(params, n=params.n - chunk[0][1], seed=_chunk_seed(params, chunk[0][0].id, chunk[0][1]))
     t0 = time.perf_counter()
     groups = engine.generate([p.prompt for p, _ in chunk], sp)
     t1 = time.perf_counter()
@@ -164,10 +156,11 @@ def _sample_and_verify(engine: RolloutEngine, pool: Any, chunk: list[tuple[Probl
         rec: dict[str, Any] = {"problem_id": p.id, "index": index, "text": c.text,
                                "finish_reason": c.finish_reason, "num_tokens": len(c.completion_ids),
                                "generate_s": round(gen_s, 4), "verify_s": round(verify_s, 4)}
-        if isinstance(v, InfraError):
-            rec.update(infra_error=f"{type(v).__name__}: {v}"[:2000])
+        o = outcome(v)
+        if o.scored:
+            rec.update(reward=o.reward, passed=o.passed, status=o.status, answer=o.answer)
         else:
-            rec.update(reward=v.reward, passed=v.passed, status=v.status, answer=answer_of(v))
+            rec["infra_error" if o.status == INFRA else "bad_reference"] = o.error
         records.append(rec)
     return records
 
@@ -180,17 +173,16 @@ def evaluate(engine: RolloutEngine, problems: Sequence[Problem], pool: Any, *, n
     `samples_path`: append every sample there and resume from it. `chunk_problems`: problems per
     generate call (0: enough for about 64 sequences). `progress(k)` is called after every chunk
     with the number of problems it finished. Returns `summarise(...)` with this call's
-    `infra_errors`.
+    `infra_errors` and `bad_references`.
     """
-    params = SamplingParams(n=n, temperature=params.temperature, top_p=params.top_p,
-                            top_k=params.top_k, max_new_tokens=params.max_new_tokens, seed=params.seed)
+    params = replace(params, n=n)
     ids = {p.id for p in problems}
     saved = load_samples(samples_path, ids) if samples_path else defaultdict(list)
     todo = [(p, len(saved[p.id])) for p in problems if len(saved[p.id]) < n]
     if progress and len(todo) < len(problems):
         progress(len(problems) - len(todo))
     size = chunk_problems or max(1, 64 // n)
-    infra = 0
+    unscored: Counter[str] = Counter()
     todo.sort(key=lambda item: item[1])  # chunks share one "already done" count, hence one n
     for done, group in itertools.groupby(todo, key=lambda item: item[1]):
         group = list(group)
@@ -200,14 +192,14 @@ def evaluate(engine: RolloutEngine, problems: Sequence[Problem], pool: Any, *, n
             if samples_path:
                 _append(Path(samples_path), records)
             for rec in records:
-                if rec.get("infra_error") is None:
+                if "reward" in rec:
                     saved[rec["problem_id"]].append(rec)
                 else:
-                    infra += 1
+                    unscored["infra_error" in rec] += 1
             if progress:
                 progress(len(chunk))
     report = summarise(problems, saved, n=n, ks=ks)
-    report["infra_errors"] = infra
+    report["infra_errors"], report["bad_references"] = unscored[True], unscored[False]
     return report
 
 
@@ -237,7 +229,7 @@ def summarise(problems: Sequence[Problem], samples: dict[str, list[dict[str, Any
         totals["timed"] += sum("generate_s" in r for r in recs)
         rows.append(row)
     report: dict[str, Any] = {"n": n, "ks": list(ks), "num_problems": len(problems),
-                              "num_samples": len(rewards), "infra_errors": 0,
+                              "num_samples": len(rewards), "infra_errors": 0, "bad_references": 0,
                               "mean_reward": statistics.fmean(rewards) if rewards else 0.0,
                               "truncated_frac": truncated / len(rewards) if rewards else 0.0,
                               "statuses": dict(statuses.most_common()),
@@ -251,5 +243,6 @@ def summarise(problems: Sequence[Problem], samples: dict[str, list[dict[str, Any
             report[f"{metric}@{k}"] = statistics.fmean(vals) if vals else empty
             report[f"{metric}@{k}_stderr"] = (statistics.stdev(vals) / math.sqrt(len(vals))
                                              if len(vals) > 1 else None)
+        report[f"pass@{k}_dropped"] = sum(r["n"] < k for r in rows)  # too few scored samples
     report["problems"] = rows
     return report

@@ -9,6 +9,7 @@ it is asked for, and an unknown name is an error that lists the valid choices.
 from __future__ import annotations
 
 import importlib
+import inspect
 from importlib.metadata import entry_points
 from typing import Any, Mapping
 
@@ -53,3 +54,23 @@ def load(group: str, name: str, builtins: Mapping[str, str]) -> Any:
     choices = ", ".join(available(group, builtins))
     raise PluginError(f"unknown {group.split('.')[-1][:-1]} {name!r}; choose one of: {choices}, "
                       "or give 'package.module:Object'")
+
+
+def construct(factory: Any, what: str, *args: Any, **options: Any) -> Any:
+    """`factory(*args, **options)`, with options the factory does not take reported as a
+    `ConfigError` that lists the ones it does. A `TypeError` raised inside the factory is not
+    relabelled: it is a bug of the plug-in and propagates as it is."""
+    from rlvr.errors import ConfigError
+
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin or C type without a signature: just call it
+        return factory(*args, **options)
+    try:
+        signature.bind(*args, **options)
+    except TypeError as exc:
+        accepted = [p.name for p in signature.parameters.values()
+                    if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)][len(args):]
+        raise ConfigError(f"{what} rejected its options {options}: {exc}; it accepts: "
+                          f"{', '.join(accepted) or 'no options'}") from exc
+    return factory(*args, **options)

@@ -7,20 +7,27 @@
   reference is the base model with the adapters disabled, never a second copy.
 - Samples whose verification failed for infrastructure reasons are masked out of their group
   (not scored 0), counted in `verify/infra_errors`, and the run aborts past a configured rate.
+  Samples of a problem whose reference its verifier cannot read are masked out too, counted in
+  `verify/bad_references` (a dataset bug: never the model's 0, never the infrastructure's).
 - Sequences whose advantage is exactly 0 are skipped in the backward pass when beta = 0: their
   gradient is exactly zero, and they still count in the loss denominators, so the update is the
   same as with them included, only cheaper.
 - Optional DAPO dynamic sampling, overlong filtering / soft penalty, and truncated importance
-  sampling against the rollout engine's own log-probs (when rollout and trainer differ).
+  sampling against the rollout engine's own log-probs (when rollout and trainer differ). A step
+  whose every group lacks signal still logs, checkpoints and evaluates when due, and advances the
+  learning-rate schedule (`rlvr.update.skip_update`); its weights do not move.
+- Sampling goes through a rollout engine (`rollout.engine`); after each update the loop calls
+  `engine.update_weights(policy)` and nothing else: the engine owns its sampling copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,17 +36,16 @@ import torch
 
 from rlvr import grpo
 from rlvr.checkpoint import latest_checkpoint, load_model_weights, load_training_state, save_checkpoint
+from rlvr.components import build_engine, build_pool, resolve_device, sampling_dtype, task_problems
 from rlvr.config import Config, save_config
 from rlvr.errors import ConfigError, InfraError
 from rlvr.eval import evaluate
 from rlvr.metrics import RunLog, say
-from rlvr.models import fast_bf16, load_model, load_tokenizer
-from rlvr.rollout.base import SamplingParams
-from rlvr.rollout.hf import HFRolloutEngine
-from rlvr.tasks.base import make_task
-from rlvr.update import TokenBatch, collate, update_policy
+from rlvr.models import load_model, load_tokenizer
+from rlvr.rollout.base import RolloutEngine, SamplingParams
+from rlvr.scoring import BAD_REFERENCE, INFRA, Outcome, outcome
 from rlvr.types import Completion, Problem
-from rlvr.verifiers.base import make_verifier
+from rlvr.update import collate, skip_update, update_policy
 from rlvr.verifiers.pool import VerifierPool
 
 
@@ -76,12 +82,13 @@ class Rollouts:
 
     problems: list[Problem]  # (B,)
     completions: list[Completion]  # (B,)
-    rewards: torch.Tensor  # (P, G) as scored by the verifier (before penalties)
-    valid: torch.Tensor  # (P, G) False where verification failed (infrastructure)
+    rewards: torch.Tensor  # (P, G) as scored by the verifier (before penalties); 0 where not scored
+    valid: torch.Tensor  # (P, G) False where not scored (infrastructure failure, bad reference)
     passed: torch.Tensor  # (P, G)
     statuses: list[str]  # (B,)
     frac_zero_std: float  # over every group sampled this step, before dynamic-sampling filtering
-    infra_errors: int
+    infra_errors: int  # over every sample of the step, kept or not
+    bad_references: list[tuple[str, str]]  # (problem id, error) per sample, over the whole step
     sampled: int
     generate_s: float
     verify_s: float
@@ -89,48 +96,49 @@ class Rollouts:
 
 
 def rollout_step(cfg: Config, step: int, cursor: DataCursor, train_set: Sequence[Problem],
-                 engine: HFRolloutEngine, pool: VerifierPool) -> Rollouts:
+                 engine: RolloutEngine, pool: VerifierPool) -> Rollouts:
     """Sample prompts, generate G completions each, verify them; with dynamic sampling, repeat
     until `prompts_per_step` groups have non-zero reward spread (or the round limit is hit)."""
-    P, G = cfg.rollout.prompts_per_step, cfg.rollout.group_size
-    kept: list[tuple[Problem, list[Completion], list[Any]]] = []
-    zero_std = sampled_groups = infra = 0
-    last_error, gen_s, ver_s = "", 0.0, 0.0
+    P, G, r = cfg.rollout.prompts_per_step, cfg.rollout.group_size, cfg.rollout
+    params = SamplingParams(n=G, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
+                            max_new_tokens=r.max_new_tokens)
+    kept: list[tuple[Problem, list[Completion], list[Outcome]]] = []
+    every: list[tuple[Problem, Outcome]] = []
+    zero_std, gen_s, ver_s = 0, 0.0, 0.0
     for rnd in range(cfg.grpo.max_sampling_rounds if cfg.grpo.dynamic_sampling else 1):
         problems = [train_set[i] for i in cursor.take(P - len(kept))]
-        params = SamplingParams(n=G, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p,
-                                top_k=cfg.rollout.top_k, max_new_tokens=cfg.rollout.max_new_tokens,
-                                seed=hash_seed(cfg.seed, step, rnd))
         t0 = time.perf_counter()
-        groups = engine.generate([p.prompt for p in problems], params)
+        groups = engine.generate([p.prompt for p in problems],
+                                 replace(params, seed=hash_seed(cfg.seed, step, rnd)))
         t1 = time.perf_counter()
         results = pool.verify([p for p in problems for _ in range(G)], [c for g in groups for c in g])
         gen_s, ver_s = gen_s + t1 - t0, ver_s + time.perf_counter() - t1
+        outs = [outcome(x) for x in results]
+        every += [(p, o) for p, o in zip([p for p in problems for _ in range(G)], outs)]
+        flat = grpo.zero_std_groups(*_tensors(outs, G)[:2])  # (P,)
+        zero_std += int(flat.sum())
         for i, (problem, group) in enumerate(zip(problems, groups)):
-            res = results[i * G:(i + 1) * G]
-            errors = [r for r in res if isinstance(r, InfraError)]
-            infra += len(errors)
-            last_error = str(errors[-1]) if errors else last_error
-            ok = [r.reward for r in res if not isinstance(r, InfraError)]
-            flat = len(ok) < 2 or max(ok) == min(ok)
-            zero_std += flat
-            sampled_groups += 1
-            if not (cfg.grpo.dynamic_sampling and flat):
-                kept.append((problem, group, res))
+            if not (cfg.grpo.dynamic_sampling and flat[i]):
+                kept.append((problem, group, outs[i * G:(i + 1) * G]))
         if len(kept) >= P:
             break
-    rewards = torch.tensor([[0.0 if isinstance(r, InfraError) else r.reward for r in res]
-                            for _, _, res in kept]).reshape(len(kept), G)
-    valid = torch.tensor([[not isinstance(r, InfraError) for r in res] for _, _, res in kept],
-                         dtype=torch.bool).reshape(len(kept), G)
-    passed = torch.tensor([[(not isinstance(r, InfraError)) and r.passed for r in res]
-                           for _, _, res in kept], dtype=torch.bool).reshape(len(kept), G)
+    outs = [o for _, _, group in kept for o in group]
+    rewards, valid, passed = _tensors(outs, G)
+    infra = [o.error for _, o in every if o.status == INFRA]
     return Rollouts(
         problems=[p for p, g, _ in kept for _ in g], completions=[c for _, g, _ in kept for c in g],
-        rewards=rewards, valid=valid, passed=passed,
-        statuses=[("infra_error" if isinstance(r, InfraError) else r.status) for _, _, res in kept for r in res],
-        frac_zero_std=zero_std / max(sampled_groups, 1), infra_errors=infra,
-        sampled=sampled_groups * G, generate_s=gen_s, verify_s=ver_s, last_infra_error=last_error)
+        rewards=rewards, valid=valid, passed=passed, statuses=[o.status for o in outs],
+        frac_zero_std=zero_std / max(len(every) // G, 1), infra_errors=len(infra),
+        bad_references=[(p.id, o.error) for p, o in every if o.status == BAD_REFERENCE],
+        sampled=len(every), generate_s=gen_s, verify_s=ver_s, last_infra_error=infra[-1] if infra else "")
+
+
+def _tensors(outs: Sequence[Outcome], G: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(rewards, valid, passed), each (len(outs) // G, G)."""
+    shape = (len(outs) // G, G)
+    return (torch.tensor([o.reward for o in outs], dtype=torch.float).reshape(shape),
+            torch.tensor([o.scored for o in outs], dtype=torch.bool).reshape(shape),
+            torch.tensor([o.passed for o in outs], dtype=torch.bool).reshape(shape))
 
 
 def hash_seed(*parts: int) -> int:
@@ -140,20 +148,10 @@ def hash_seed(*parts: int) -> int:
 # ------------------------------------------------------------------------- set-up
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"model.device={name!r} but CUDA is not available")
-    return torch.device(name)
-
-
-def build_policy(cfg: Config, device: torch.device) -> tuple[Any, Any, Any]:
-    """(policy, reference or None, rollout model). The reference exists only when beta > 0."""
+def build_policy(cfg: Config, device: torch.device) -> tuple[Any, Any]:
+    """(policy, reference or None). The reference exists only when beta > 0 without LoRA (with
+    LoRA it is the policy with its adapters disabled)."""
     m = cfg.model
-    rollout_dtype = m.rollout_dtype
-    if rollout_dtype == "auto":
-        rollout_dtype = "bfloat16" if m.dtype == "float32" and not m.lora.enabled and fast_bf16(str(device)) else "same"
     policy = load_model(m.name, dtype=m.dtype, device=str(device))
     if m.gradient_checkpointing:
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -166,22 +164,10 @@ def build_policy(cfg: Config, device: torch.device) -> tuple[Any, Any, Any]:
         policy = get_peft_model(policy, PeftLoraConfig(
             r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout, task_type="CAUSAL_LM",
             target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]))
-        if rollout_dtype != "same":
-            raise ConfigError("model.rollout_dtype must be 'same' with LoRA (the adapters sample in place)")
     elif cfg.grpo.beta > 0:
         reference = copy.deepcopy(policy).eval().requires_grad_(False)
-    rollout_model = policy
-    if rollout_dtype not in ("same", m.dtype):
-        rollout_model = copy.deepcopy(policy).to(getattr(torch, rollout_dtype)).eval().requires_grad_(False)
     policy.train()
-    return policy, reference, rollout_model
-
-
-@torch.no_grad()
-def sync_rollout_weights(policy: Any, rollout_model: Any) -> None:
-    if rollout_model is not policy:
-        for dst, src in zip(rollout_model.parameters(), policy.parameters()):
-            dst.copy_(src)
+    return policy, reference
 
 
 def build_optimizer(cfg: Config, policy: Any) -> tuple[Any, Any]:
@@ -205,25 +191,12 @@ def build_optimizer(cfg: Config, policy: Any) -> tuple[Any, Any]:
 
 def load_problems(cfg: Config) -> tuple[list[Problem], list[Problem]]:
     """Train and test problems of the task, with `task.verifier` applied when set."""
-    from dataclasses import replace
-
-    task = make_task(cfg.task.name, cfg.task.options)
-    splits = [list(task.problems("train")), list(task.problems("test"))]
-    if cfg.task.verifier:
-        splits = [[replace(p, verifier=cfg.task.verifier) for p in split] for split in splits]
-    if not splits[0]:
-        raise ConfigError(f"task {cfg.task.name!r} has no train problems")
-    if cfg.eval.max_problems:
-        splits[1] = splits[1][:cfg.eval.max_problems]
-    return splits[0], splits[1]
-
-
-def build_pool(cfg: Config, problems: Sequence[Problem]) -> VerifierPool:
-    """A verifier pool with every verifier the problems name, built with `task.verifier_options`."""
-    names = sorted({p.verifier for p in problems})
-    verifiers = {n: make_verifier(n, cfg.task.verifier_options) for n in names}
-    v = cfg.verify
-    return VerifierPool(verifiers, workers=v.workers, timeout_s=v.timeout_s, memory_mb=v.memory_mb)
+    t = cfg.task
+    train_set = task_problems(t.name, t.options, "train", verifier=t.verifier)
+    test_set = task_problems(t.name, t.options, "test", verifier=t.verifier, limit=cfg.eval.max_problems)
+    if not train_set:
+        raise ConfigError(f"task {t.name!r} has no train problems")
+    return train_set, test_set
 
 
 # ------------------------------------------------------------------------- the loop
@@ -241,9 +214,10 @@ def train(cfg: Config, resume: bool = False) -> Path:
     random.seed(cfg.seed), np.random.seed(cfg.seed % 2**32), torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.model.device)
     train_set, test_set = load_problems(cfg)
-    with build_pool(cfg, train_set + test_set).start() as pool:  # workers load while the model does
+    with contextlib.ExitStack() as stack:  # workers load while the model does
+        pool = stack.enter_context(build_pool(train_set + test_set, cfg.task.verifier_options, cfg.verify).start())
         tokenizer = load_tokenizer(cfg.model.name)
-        policy, reference, rollout_model = build_policy(cfg, device)
+        policy, reference = build_policy(cfg, device)
         optimizer, scheduler = build_optimizer(cfg, policy)
         cursor, start = DataCursor(len(train_set), cfg.seed), 1
         log = RunLog(run_dir, tensorboard=cfg.log.tensorboard)
@@ -256,31 +230,33 @@ def train(cfg: Config, resume: bool = False) -> Path:
             say(f"resuming {run_dir} after step {state['step']}")
         else:
             log.truncate_after(-1)
-        sync_rollout_weights(policy, rollout_model)
-        engine = HFRolloutEngine(rollout_model, tokenizer, batch_size=cfg.rollout.batch_size,
-                                 static_cache=cfg.rollout.static_cache)
+        dtype = sampling_dtype(cfg.model.rollout_dtype, cfg.model.dtype, device, cfg.model.lora.enabled)
+        engine = stack.enter_context(contextlib.closing(build_engine(
+            cfg.rollout.engine, policy, tokenizer, dtype=dtype, options=cfg.rollout.options)))
         progress = _progress(cfg, start)
         if start == 1 and cfg.eval.at_start and cfg.eval.every and test_set:
             log.metrics(0, {**held_out_eval(cfg, 0, engine, test_set, pool),
                             "time/elapsed_s": time.perf_counter() - started})
+        reported: set[str] = set()  # problems whose bad reference was already reported
         for step in range(start, cfg.steps + 1):
             t0 = time.perf_counter()
             # sample + rollout + verify
             ro = rollout_step(cfg, step, cursor, train_set, engine, pool)
             t_rollout = time.perf_counter() - t0
             check_infra(cfg, step, ro)
-            if not ro.completions:
-                say(f"step {step}: dynamic sampling found no group with a reward spread; no update")
-                continue
-            # advantages
-            batch, adv, loss_rows, shaped = advantages_for(cfg, ro, tokenizer.pad_token_id)
-            # update
+            report_bad_references(ro, reported)
+            # advantages + update; a step without a group to learn from still counts (skip_update)
             t1 = time.perf_counter()
-            stats = update_policy(cfg, policy, reference, optimizer, scheduler, batch, adv, loss_rows) if len(adv) else {}
-            sync_rollout_weights(policy, rollout_model)
+            if ro.completions:
+                batch, adv, loss_rows, shaped = advantages_for(cfg, ro, tokenizer.pad_token_id)
+                stats = update_policy(cfg, policy, reference, optimizer, scheduler, batch, adv, loss_rows)
+                engine.update_weights(policy)
+            else:
+                say(f"step {step}: dynamic sampling found no group with a reward spread; no update")
+                shaped, stats = ro.rewards, skip_update(cfg, optimizer, scheduler)
             t_update = time.perf_counter() - t1
             # log
-            metrics = step_metrics(ro, batch, shaped, stats, t_rollout, t_update, time.perf_counter() - t0)
+            metrics = step_metrics(ro, shaped, stats, t_rollout, t_update, time.perf_counter() - t0)
             if cfg.eval.every and test_set and (step % cfg.eval.every == 0 or step == cfg.steps):
                 metrics.update(held_out_eval(cfg, step, engine, test_set, pool))
             metrics["time/elapsed_s"] = time.perf_counter() - started  # since this process started
@@ -310,6 +286,15 @@ def check_infra(cfg: Config, step: int, ro: Rollouts) -> None:
                          f"{ro.last_infra_error}")
 
 
+def report_bad_references(ro: Rollouts, reported: set[str]) -> None:
+    """Say once per problem that its reference is unreadable (its samples are masked out)."""
+    for problem_id, error in ro.bad_references:
+        if problem_id not in reported:
+            reported.add(problem_id)
+            say(f"problem {problem_id}: bad reference, its samples are masked out and counted in "
+                f"verify/bad_references: {error.splitlines()[0]}")
+
+
 def advantages_for(cfg: Config, ro: Rollouts, pad_id: int):
     """(token batch, advantages (B,), rows that count in the loss (B,), shaped rewards (P, G))."""
     batch = collate(ro.completions, pad_id)
@@ -326,23 +311,26 @@ def advantages_for(cfg: Config, ro: Rollouts, pad_id: int):
     return batch, adv, loss_rows, shaped
 
 
-def step_metrics(ro: Rollouts, batch: TokenBatch, shaped: torch.Tensor, stats: dict[str, float],
+def step_metrics(ro: Rollouts, shaped: torch.Tensor, stats: dict[str, float],
                  t_rollout: float, t_update: float, t_step: float) -> dict[str, float]:
     valid = ro.valid.flatten()
     r = ro.rewards.flatten()[valid]
-    lengths = batch.mask.sum(-1).float()
+    nan = float("nan")
+    lengths = torch.tensor([len(c.completion_ids) for c in ro.completions], dtype=torch.float)
     tokens = float(lengths.sum())
     return {
-        "reward/mean": float(r.mean()) if len(r) else float("nan"),
+        "reward/mean": float(r.mean()) if len(r) else nan,
         "reward/std": float(r.std()) if len(r) > 1 else 0.0,
-        "reward/shaped_mean": float(shaped.flatten()[valid].mean()) if len(r) else float("nan"),
-        "pass_rate": float(ro.passed.flatten()[valid].float().mean()) if len(r) else float("nan"),
+        "reward/shaped_mean": float(shaped.flatten()[valid].mean()) if len(r) else nan,
+        "pass_rate": float(ro.passed.flatten()[valid].float().mean()) if len(r) else nan,
         "frac_zero_std_groups": ro.frac_zero_std,
         "verify/infra_errors": float(ro.infra_errors),
+        "verify/bad_references": float(len(ro.bad_references)),
         "verify/samples": float(ro.sampled),
-        "completion/len_mean": float(lengths.mean()),
-        "completion/len_max": float(lengths.max()),
-        "completion/truncated_frac": sum(c.finish_reason == "length" for c in ro.completions) / len(ro.completions),
+        "completion/len_mean": float(lengths.mean()) if len(lengths) else nan,
+        "completion/len_max": float(lengths.max()) if len(lengths) else nan,
+        "completion/truncated_frac": (sum(c.finish_reason == "length" for c in ro.completions)
+                                      / len(ro.completions)) if ro.completions else nan,
         **stats,
         "throughput/tokens_per_s": tokens / max(ro.generate_s, 1e-9),
         "time/generate_s": ro.generate_s, "time/verify_s": ro.verify_s,
@@ -350,16 +338,18 @@ def step_metrics(ro: Rollouts, batch: TokenBatch, shaped: torch.Tensor, stats: d
     }
 
 
-def held_out_eval(cfg: Config, step: int, engine: HFRolloutEngine, test_set: Sequence[Problem],
+def held_out_eval(cfg: Config, step: int, engine: RolloutEngine, test_set: Sequence[Problem],
                   pool: VerifierPool) -> dict[str, float]:
     t0 = time.perf_counter()
-    params = SamplingParams(temperature=cfg.eval.temperature, top_p=cfg.rollout.top_p,
-                            top_k=cfg.rollout.top_k, max_new_tokens=cfg.rollout.max_new_tokens,
-                            seed=hash_seed(cfg.seed, 7919, step))
+    r = cfg.rollout
+    params = SamplingParams(temperature=cfg.eval.temperature, top_p=r.top_p, top_k=r.top_k,
+                            max_new_tokens=r.max_new_tokens, seed=hash_seed(cfg.seed, 7919, step))
     report = evaluate(engine, test_set, pool, n=cfg.eval.n, params=params, ks=(1,))
     say(f"step {step}: held-out pass@1 = {report['pass@1']:.3f} ({len(test_set)} problems x {cfg.eval.n})")
     return {"eval/pass@1": report["pass@1"], "eval/mean_reward": report["mean_reward"],
-            "eval/infra_errors": float(report["infra_errors"]), "time/eval_s": time.perf_counter() - t0}
+            "eval/infra_errors": float(report["infra_errors"]),
+            "eval/bad_references": float(report["bad_references"]),
+            "eval/dropped_problems": float(report["pass@1_dropped"]), "time/eval_s": time.perf_counter() - t0}
 
 
 def sample_rows(ro: Rollouts, k: int) -> list[dict[str, Any]]:

@@ -134,6 +134,18 @@ def update_policy(cfg: Config, policy: Any, reference: Any, optimizer: Any, sche
             "lr": scheduler.get_last_lr()[0], "update/sequences": float(len(idx))}
 
 
+def skip_update(cfg: Config, optimizer: Any, scheduler: Any) -> dict[str, float]:
+    """The update of a step with nothing to learn from: what `update_policy` does when no row is
+    active. The schedule advances `grpo.inner_steps` times (so a resumed run and this one stay in
+    step); no parameter has a gradient, so AdamW leaves weights and moments as they are rather
+    than apply stale momentum that no new sample asked for."""
+    for _ in range(cfg.grpo.inner_steps):
+        optimizer.zero_grad(set_to_none=True)
+        optimizer.step()
+        scheduler.step()
+    return {"lr": scheduler.get_last_lr()[0], "update/sequences": 0.0}
+
+
 def use_autocast(cfg: Config, device: torch.device) -> bool:
     """bf16 autocast over fp32 weights: as configured, or ("auto") where bf16 is fast."""
     from rlvr.models import fast_bf16

@@ -6,17 +6,25 @@ logits processor of ours that also records the log-prob of each sampled token un
 distribution it was sampled from; it keeps one (batch, vocab) tensor at a time, never the scores
 of every step. On CUDA the static KV cache is used (several times faster than the dynamic one).
 
+The engine owns its sampling model. With `dtype="same"` it samples from the trainer's model in
+place (nothing to sync; LoRA adapters sample as they are). With another dtype (bf16 where bf16 is
+fast) it keeps its own copy in that dtype and `update_weights` copies the parameters into it after
+each optimiser step. Buffers stay in the trainer's precision: RoPE's `inv_freq` cast to bf16 puts
+a phase error of about 0.3 rad on position 200, and the sampler would not be the policy trained.
+
 It does not do continuous batching or paged attention: use the vLLM engine for throughput.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 from typing import Any, Sequence
 
 import torch
 
-from rlvr.rollout.base import SamplingParams
+from rlvr.errors import ConfigError
+from rlvr.rollout.base import SamplingParams, encode_prompt
 from rlvr.types import Completion, Prompt
 
 
@@ -53,18 +61,41 @@ class _SampleAndRecord:
 
 
 class HFRolloutEngine:
-    """Samples with `model.generate`. The model is used as it is (eval mode, no grad)."""
+    """Samples with `model.generate`, from the model itself or from an own copy in `dtype`.
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 64, static_cache: bool = True):
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
-        self.static_cache = static_cache
+    Options (`rollout.options`): `batch_size` (sequences per generate call), `static_cache`
+    (static KV cache on CUDA). `dtype`: "same" or a torch dtype name ("bfloat16", "float32").
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, dtype: str = "same", batch_size: int = 64,
+                 static_cache: bool = True):
+        if batch_size < 1:
+            raise ConfigError(f"rollout.options.batch_size must be >= 1, not {batch_size}")
+        self.tokenizer, self.batch_size, self.static_cache = tokenizer, batch_size, static_cache
+        self.model = model if dtype == "same" else sampling_copy(model, dtype)
         self.eos_ids = _eos_ids(model, tokenizer)
 
+    @torch.no_grad()
+    def update_weights(self, model: Any) -> None:
+        """Copy `model`'s parameters into the sampling copy (nothing to do when sampling in place)."""
+        if self.model is model:
+            return
+        for (name, dst), (src_name, src) in zip(self.model.named_parameters(), model.named_parameters()):
+            if name != src_name:
+                raise ValueError(f"sampling copy and model differ: {name} vs {src_name}")
+            dst.copy_(src)
+
+    def close(self) -> None:
+        self.model = None
+
+    def __enter__(self) -> "HFRolloutEngine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def encode(self, prompt: Prompt) -> list[int]:
-        if isinstance(prompt, str):
-            return self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
-        ids = self.tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=True)
-        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+        return encode_prompt(self.tokenizer, prompt)
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         encoded = [self.encode(p) for p in prompts]
@@ -110,6 +141,24 @@ class HFRolloutEngine:
             completions.append(Completion(text=text, finish_reason=finish, prompt_ids=tuple(prompt_ids),
                                           completion_ids=tuple(ids), logprobs=tuple(lps[:len(ids)])))
         return completions
+
+
+def sampling_copy(model: Any, dtype: str) -> Any:
+    """A frozen copy of `model` with parameters in `dtype` and buffers as they are in `model`."""
+    if getattr(model, "peft_config", None):
+        raise ConfigError("model.rollout_dtype must be 'same' with LoRA (the adapters sample in place)")
+    target = getattr(torch, dtype, None)
+    if not isinstance(target, torch.dtype):
+        raise ConfigError(f"unknown sampling dtype {dtype!r}; use 'same', 'bfloat16' or 'float32'")
+    clone = copy.deepcopy(model).eval().requires_grad_(False)
+    if next(model.parameters()).dtype == target:
+        return clone
+    clone.to(target)
+    for name, buffer in model.named_buffers():  # .to() cast RoPE inv_freq too: put them back
+        owner, _, leaf = name.rpartition(".")
+        module = clone.get_submodule(owner) if owner else clone
+        module._buffers[leaf] = buffer.detach().clone()
+    return clone
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:

@@ -46,10 +46,7 @@ def available_tasks() -> list[str]:
 def make_task(name: str, options: Mapping[str, Any] | None = None) -> Task:
     """Build the task registered as `name` (built-in, entry point, or `module:Object`)."""
     factory = plugins.load(ENTRY_POINT_GROUP, name, BUILTIN_TASKS)
-    try:
-        return factory(**dict(options or {}))
-    except TypeError as exc:
-        raise ConfigError(f"task {name!r} rejected its options {dict(options or {})}: {exc}") from exc
+    return plugins.construct(factory, f"task {name!r}", **dict(options or {}))
 
 
 def check_split(split: str) -> None:

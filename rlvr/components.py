@@ -1,0 +1,78 @@
+"""The parts a run is built from, built one way for `rlvr train` and `rlvr eval`.
+
+Problems of a task split (with the verifier override), the verifier pool that judges them, the
+device, the sampling dtype and the rollout engine. Both commands call these functions, so a
+setting means the same thing in both (a verifier's memory cap, the bf16 sampling copy, an
+engine option).
+
+It builds; it does not train, evaluate or write anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from rlvr.config import VerifyConfig
+from rlvr.errors import ConfigError
+from rlvr.rollout.base import RolloutEngine, make_engine
+from rlvr.types import Problem
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is CUDA where available, else the CPU; naming CUDA without it is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available")
+    return torch.device(name)
+
+
+def sampling_dtype(requested: str, model_dtype: str, device: torch.device, lora: bool = False) -> str:
+    """The rollout engine's dtype: "same" (sample from the model in place) or a dtype name.
+
+    `auto` samples in bf16 where bf16 matmuls are fast (CUDA, CPUs with AVX512-BF16 or AMX) and
+    the weights are fp32 without LoRA adapters (those sample in place); elsewhere in place.
+    """
+    from rlvr.models import fast_bf16
+
+    if requested == "auto":
+        fast = model_dtype == "float32" and not lora and fast_bf16(str(device))
+        return "bfloat16" if fast else "same"
+    if requested == model_dtype:
+        return "same"
+    if lora and requested != "same":
+        raise ConfigError("model.rollout_dtype must be 'same' with LoRA (the adapters sample in place)")
+    return requested
+
+
+def task_problems(name: str, options: Mapping[str, Any], split: str, *, verifier: str = "",
+                  limit: int = 0) -> list[Problem]:
+    """The problems of one split (the first `limit` when > 0), judged by `verifier` when given."""
+    from rlvr.tasks.base import make_task
+
+    problems = list(make_task(name, options).problems(split))
+    if limit:
+        problems = problems[:limit]
+    if verifier:
+        problems = [replace(p, verifier=verifier) for p in problems]
+    return problems
+
+
+def build_pool(problems: Sequence[Problem], verifier_options: Mapping[str, Any], verify: VerifyConfig):
+    """A verifier pool with every verifier the problems name, under `verify`'s limits."""
+    from rlvr.verifiers.base import make_verifier
+    from rlvr.verifiers.pool import VerifierPool
+
+    names = sorted({p.verifier for p in problems})
+    verifiers = {n: make_verifier(n, verifier_options) for n in names}
+    return VerifierPool(verifiers, workers=verify.workers, timeout_s=verify.timeout_s,
+                        memory_mb=verify.memory_mb)
+
+
+def build_engine(name: str, model: Any, tokenizer: Any, *, dtype: str = "same",
+                 options: Mapping[str, Any] | None = None) -> RolloutEngine:
+    """The rollout engine `name` over `model`, sampling in `dtype` ("same" = in place)."""
+    return make_engine(name, model, tokenizer, {"dtype": dtype, **dict(options or {})})

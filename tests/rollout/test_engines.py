@@ -1,0 +1,79 @@
+"""The rollout engine seam: building engines by name, options, the HF engine's sampling copy."""
+
+import pytest
+import torch
+
+from rlvr.components import build_engine, sampling_dtype
+from rlvr.errors import ConfigError, PluginError
+from rlvr.models import load_model, load_tokenizer
+from rlvr.rollout.base import SamplingParams, available_engines, encode_prompt, make_engine
+from rlvr.rollout.hf import HFRolloutEngine, sampling_copy
+from rlvr.update import collate, sequence_logprobs
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_model_dir):
+    return load_model(str(tiny_model_dir)), load_tokenizer(str(tiny_model_dir))
+
+
+def test_engines_are_plug_ins_with_named_choices_and_checked_options(policy):
+    model, tok = policy
+    assert "hf" in available_engines()
+    with pytest.raises(PluginError, match="choose one of: hf"):
+        make_engine("nope", model, tok)
+    with pytest.raises(ConfigError, match="batch_sise.*accepts: dtype, batch_size, static_cache"):
+        make_engine("hf", model, tok, {"batch_sise": 4})
+    engine = make_engine("hf", model, tok, {"batch_size": 3})
+    assert isinstance(engine, HFRolloutEngine) and engine.batch_size == 3 and engine.model is model
+
+
+def test_the_bf16_sampling_copy_keeps_buffers_in_full_precision(policy):
+    model, _ = policy
+    copy = sampling_copy(model, "bfloat16")
+    assert all(p.dtype == torch.bfloat16 for p in copy.parameters())
+    buffers = dict(model.named_buffers())
+    floating = [(n, b) for n, b in copy.named_buffers() if b.is_floating_point()]
+    assert floating  # RoPE inv_freq at least
+    for name, buf in floating:  # .to(bfloat16) alone leaves inv_freq in bf16: a phase error
+        assert buf.dtype == torch.float32 and torch.equal(buf, buffers[name]), name
+
+
+def test_update_weights_makes_the_copy_sample_from_the_new_policy(policy, tiny_model_dir):
+    model, tok = policy
+    trained = load_model(str(tiny_model_dir))
+    engine = build_engine("hf", trained, tok, dtype="bfloat16")
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.05)
+    before = next(engine.model.parameters()).float().clone()
+    engine.update_weights(trained)
+    after = next(engine.model.parameters()).float()
+    assert torch.allclose(after, next(trained.parameters()).to(torch.bfloat16).float())
+    assert not torch.allclose(before, after)
+
+
+def test_sampling_log_probs_agree_with_the_trainers_within_bf16_tolerance(policy):
+    model, tok = policy
+    engine = build_engine("hf", model, tok, dtype="bfloat16")
+    groups = engine.generate(["What is 2 + 3?"], SamplingParams(n=4, max_new_tokens=24, seed=1))
+    completions = groups[0]
+    batch = collate(completions, tok.pad_token_id)
+    logp, _ = sequence_logprobs(model, batch, temperature=1.0, autocast=False)
+    diff = (logp - batch.sampler_logp).abs()[batch.mask.bool()]
+    assert diff.mean() < 0.05 and diff.max() < 0.5
+
+
+def test_one_prompt_encoder_for_text_and_chat(policy):
+    _, tok = policy
+    chat = [{"role": "user", "content": "hi"}]
+    assert encode_prompt(tok, "hi") == tok("hi")["input_ids"]
+    assert encode_prompt(tok, chat)[-3:] != encode_prompt(tok, "hi")[-3:]  # the template adds a turn
+
+
+def test_sampling_dtype_resolution():
+    cpu = torch.device("cpu")
+    assert sampling_dtype("float32", "float32", cpu) == "same"
+    assert sampling_dtype("bfloat16", "float32", cpu) == "bfloat16"
+    assert sampling_dtype("auto", "float32", cpu, lora=True) == "same"
+    with pytest.raises(ConfigError, match="LoRA"):
+        sampling_dtype("bfloat16", "float32", cpu, lora=True)
