@@ -10,7 +10,11 @@ the zygote three pipe ends over a socket pair; the zygote forks, and the child b
 (own session, rlimits, default signals, scrubbed environment, a fresh `__main__` executing
 `main.py`, atexit handlers and exit status as `python3 main.py` would have them). The zygote
 reports the child's pid and, later, its exit status. No memory of one run ever reaches another:
-PID 1 holds request data but is never forked after the zygote exists.
+PID 1 holds request data but is never forked after the zygote exists. Where the kernel has
+Landlock, each program is confined before it runs (`harness.confine`): it can create, change or
+delete files only beneath its own run directory (`/dev/shm`, `/dev/mqueue` and the rest of
+`/sandbox` included), and from Landlock ABI 6 on it cannot signal or trace PID 1, the zygote or
+anything else outside its domain; the hello message reports the ABI (`landlock`, 0: none).
 
 After every run PID 1 kills every process except itself and the zygote, and checks what could
 reach the next run: leftover processes, files in the work dir, `/dev/shm`, `/dev/mqueue`, System V
@@ -336,11 +340,12 @@ def serve(work_root: str, idle_exit_s: float, fork: bool = True) -> int:
     _ignore_signals()
     os.chdir("/")
     undumpable = _make_undumpable()
+    landlock = harness.landlock_abi()  # before the zygote forks: it inherits the C library handle
     server = ForkServer() if fork and _can_fork_serve() else None
     write_message = harness.write_message
     write_message(1, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
                       "undumpable": undumpable, "fork_server": server is not None,
-                      "landlock": harness.landlock_abi(),
+                      "landlock": landlock,
                       "python": sys.version.split()[0], "oom_counter": harness._oom_kills() >= 0})
     keep = (server.pid,) if server else ()
     count = 0

@@ -6,6 +6,8 @@ the subprocess backend calls `run_program` directly on the host.
 
 One run: a fresh private directory holding the program's files and `main.py`, a child process in
 its own session with rlimits and `oom_score_adj` 1000 (the kernel's OOM killer takes it first),
+confined by Landlock where the kernel has it (`confine`: it may write only beneath its run dir,
+and may not signal or trace processes outside its domain),
 stdin fed and stdout / stderr read without threads, the wall-clock limit enforced by killing,
 output capped, then every leftover process killed by the caller's `sweep` and the directory
 removed. How the child is started is the caller's `spawn`: `PopenChild` starts a new `python3`;
@@ -158,13 +160,16 @@ _FS_REFER, _FS_TRUNCATE = 1 << 13, 1 << 14  # ABI 2, ABI 3
 _SCOPE_ABSTRACT_UNIX_AND_SIGNAL = 3  # ABI 6
 
 
+_LIBC: list = []  # the C library's handle, opened once (before any fork that uses it)
+
+
 def _libc():
-    if ctypes is None:
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
+    if not _LIBC:
+        try:
+            _LIBC.append(ctypes.CDLL(None, use_errno=True) if ctypes is not None else None)
+        except OSError:
+            _LIBC.append(None)
+    return _LIBC[0]
 
 
 def landlock_abi() -> int:
@@ -239,6 +244,7 @@ class PopenChild:
     """A new `python3 -E -s main.py` process with its own pipes, session and rlimits."""
 
     def __init__(self, python: str, run_dir: str, env: dict, limits: dict):
+        _libc()  # opened here: the child between fork and exec only calls it
         in_r, self.stdin = os.pipe()
         self.stdout, out_w = os.pipe()
         self.stderr, err_w = os.pipe()
