@@ -16,6 +16,7 @@ from rlvr.errors import ConfigError, RlvrError
 COMMANDS: dict[str, str] = {
     "train": "train a policy with GRPO on a task",
     "eval": "sample, verify and report pass@k / maj@k on a task",
+    "plot": "draw the training curves of one or more runs into a PNG",
     "verify": "verify a JSONL file of completions offline",
     "sandbox": "build the sandbox image, check the sandbox works",
 }
