@@ -38,6 +38,7 @@ class SamplingParams:
     top_k: int = 0  # 0 = off
     max_new_tokens: int = 256
     seed: int | None = None  # None: continue the engine's random stream
+    first_index: int = 0  # index of prompts[0] among all the caller's prompts (per-sample seeds)
 
 
 @runtime_checkable

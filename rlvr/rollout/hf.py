@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import zlib
 from typing import Any, Sequence
 
 import torch
@@ -33,10 +34,16 @@ class _SampleAndRecord:
 
     When called at step t, the last column of `input_ids` is the token sampled at step t - 1, so
     the log-prob of that token is gathered from the distribution kept from step t - 1.
+
+    With `generators` (one per row) it also draws each row's token from its own random stream and
+    returns scores that leave `generate` no choice but that token: a row's sample then depends on
+    its seed alone, not on which other rows share the batch (or the rank).
     """
 
-    def __init__(self, temperature: float, top_k: int, top_p: float):
+    def __init__(self, temperature: float, top_k: int, top_p: float,
+                 generators: list[torch.Generator] | None = None):
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.generators = generators
         self.prev: torch.Tensor | None = None  # (B, V) log-probs of the previous step
         self.logprobs: list[torch.Tensor] = []  # per step, (B,)
 
@@ -52,7 +59,11 @@ class _SampleAndRecord:
             drop = cum - torch.softmax(sorted_scores, dim=-1) > self.top_p  # keep the token crossing p
             scores = scores.masked_fill(drop.scatter(-1, idx, drop), float("-inf"))
         self.prev = torch.log_softmax(scores, dim=-1)
-        return scores
+        if self.generators is None:
+            return scores
+        probs = self.prev.exp()
+        chosen = torch.stack([torch.multinomial(row, 1, generator=g) for row, g in zip(probs, self.generators)])
+        return torch.full_like(scores, float("-inf")).scatter_(-1, chosen, 0.0)  # (B, V), one finite
 
     def collect(self, sampled: torch.Tensor) -> None:
         if self.prev is not None:
@@ -98,25 +109,33 @@ class HFRolloutEngine:
         return encode_prompt(self.tokenizer, prompt)
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        """With `params.seed`, sample j of prompt i comes from its own stream seeded by
+        (seed, params.first_index + i, j): the same whatever the batch size or the other prompts."""
         encoded = [self.encode(p) for p in prompts]
         flat = [ids for ids in encoded for _ in range(params.n)]
+        seeds = [row_seed(params.seed, params.first_index + i, j) if params.seed is not None else None
+                 for i in range(len(prompts)) for j in range(params.n)]
         out: list[Completion] = []
+        # generate() draws from the global stream even when our processor has chosen the token:
+        # keep that stream as it was, so seeded sampling leaves the caller's randomness alone
         rng = torch.random.fork_rng(devices=[]) if params.seed is not None else contextlib.nullcontext()
         with rng, torch.no_grad():
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
             for s in range(0, len(flat), self.batch_size):
-                out += self._generate_batch(flat[s:s + self.batch_size], params)
+                out += self._generate_batch(flat[s:s + self.batch_size], params, seeds[s:s + self.batch_size])
         return [out[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
 
-    def _generate_batch(self, batch: list[list[int]], params: SamplingParams) -> list[Completion]:
+    def _generate_batch(self, batch: list[list[int]], params: SamplingParams,
+                        seeds: list[int | None]) -> list[Completion]:
         device = self.model.device
         width = max(len(ids) for ids in batch)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=device)
         attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
         greedy = params.temperature == 0
-        recorder = _SampleAndRecord(params.temperature or 1.0, params.top_k, params.top_p)
+        generators = None
+        if not greedy and seeds[0] is not None:
+            generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+        recorder = _SampleAndRecord(params.temperature or 1.0, params.top_k, params.top_p, generators)
         kwargs: dict[str, Any] = dict(
             max_new_tokens=params.max_new_tokens, do_sample=not greedy, temperature=1.0, top_k=0,
             top_p=1.0, min_p=None, typical_p=1.0, repetition_penalty=1.0, pad_token_id=pad,
@@ -141,6 +160,10 @@ class HFRolloutEngine:
             completions.append(Completion(text=text, finish_reason=finish, prompt_ids=tuple(prompt_ids),
                                           completion_ids=tuple(ids), logprobs=tuple(lps[:len(ids)])))
         return completions
+
+
+def row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
+    return zlib.crc32(f"{seed}|{prompt_index}|{sample_index}".encode()) & 0x7FFFFFFF
 
 
 def sampling_copy(model: Any, dtype: str) -> Any:

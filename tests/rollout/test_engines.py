@@ -77,3 +77,22 @@ def test_sampling_dtype_resolution():
     assert sampling_dtype("auto", "float32", cpu, lora=True) == "same"
     with pytest.raises(ConfigError, match="LoRA"):
         sampling_dtype("bfloat16", "float32", cpu, lora=True)
+
+
+def test_a_seeded_sample_does_not_depend_on_the_batch_it_is_drawn_in(policy):
+    model, tok = policy
+    prompts = ["What is 2 + 3?", "Name a colour.", "Count to three."]
+    params = SamplingParams(n=2, max_new_tokens=12, seed=7)
+    together = HFRolloutEngine(model, tok, batch_size=6).generate(prompts, params)
+    small_batches = HFRolloutEngine(model, tok, batch_size=1).generate(prompts, params)
+    alone = HFRolloutEngine(model, tok).generate(prompts[2:], SamplingParams(n=2, max_new_tokens=12, seed=7,
+                                                                              first_index=2))
+    ids = lambda groups: [[c.completion_ids for c in g] for g in groups]  # noqa: E731
+    assert ids(together) == ids(small_batches)
+    assert ids(alone) == ids(together)[2:]
+    assert ids(together)[0][0] != ids(together)[0][1]  # the samples of a group still differ
+    torch.manual_seed(3)
+    expected = torch.rand(1)
+    torch.manual_seed(3)
+    HFRolloutEngine(model, tok).generate(prompts, params)
+    assert torch.equal(torch.rand(1), expected)  # the global random stream is left alone
