@@ -317,3 +317,24 @@ def test_throughput_256_completions_of_5_judge_items_with_a_200ms_judge():
     assert elapsed <= 15.0
     assert len(slow.requests) == 256 and slow.max_in_flight > 8  # 5 items per call, concurrent
     assert [r.reward for r in results] == [(1 if i % 5 == 0 else 2) / 5 for i in range(256)]
+
+
+def test_rubric_lines_through_offline_verify(server, tmp_path):
+    """`rlvr verify`'s engine reads rubric lines as they are: the rubric and prompt from the line,
+    the judge from the verifier options; a judge failure is an error line, never a 0."""
+    import json
+
+    from rlvr.verifiers.offline import verify_file
+
+    name = "rlvr.verifiers.rubric:RubricVerifier"
+    rubric = [{"text": "Mentions 'Paris'", "weight": 2},
+              {"text": "Short", "weight": 1, "check": {"max_words": 5}}]
+    lines = [{"verifier": name, "prompt": "Capital of France?", "completion": c, "rubric": rubric}
+             for c in ("Paris.", "It is Lyon, I believe, or maybe not.")]
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    options = {name: {"judge": {"type": "openai", "base_url": server.url, "max_retries": 0}}}
+    verify_file(src, dst, workers=1, timeout_s=60, options=options, progress=False)
+    out = [json.loads(x) for x in dst.read_text().splitlines()]
+    assert [o["reward"] for o in out] == [3 / 3, 0 / 3]
+    assert out[0]["info"]["items"][0]["by"] == "judge"
