@@ -112,6 +112,8 @@ class LogConfig:
     num_samples: int = 4  # completions written each time
     tensorboard: bool = True  # when tensorboard is installed
     progress: bool = True  # progress bar on stderr
+    report_to: str = ""  # experiment trackers, comma-separated: wandb, trackio, mlflow (optional installs; "" = none)
+    project: str = "rlvr"  # the trackers' project (W&B project, trackio project, MLflow experiment)
 
 
 @dataclass(frozen=True)
