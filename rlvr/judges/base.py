@@ -6,7 +6,7 @@ A judge answers *several* criteria about one (prompt, completion) pair in one ca
 A judge that cannot answer (timeout, HTTP error, malformed or empty reply, refusal) raises
 `rlvr.errors.JudgeError`: it never returns "no" for a question it did not answer. Judges also
 have `identity` (a string that names the judge, model and prompt version: part of every cache
-key) and `close()`; `warmup()` loads what the first call would need.
+key), `warmup()` (connect, or load the model, before the first question) and `close()`.
 
 This module also holds what every text judge shares:
 - `render_messages`: the chat prompt. The completion is passed as *data* between markers that
@@ -66,11 +66,13 @@ class JudgeQuestion:
 class Judge(Protocol):
     """Answers yes/no criteria about one completion; raises `JudgeError` when it cannot."""
 
-    identity: str
+    identity: str  # names judge, model and prompt version: part of every cache key
 
     def judge(self, question: JudgeQuestion) -> tuple[bool, ...]: ...
 
-    def close(self) -> None: ...
+    def warmup(self) -> None: ...  # connect / load the model before the first question
+
+    def close(self) -> None: ...  # release connections or the model; safe to call twice
 
 
 def prompt_text(prompt: Any) -> str:
