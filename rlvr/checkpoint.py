@@ -36,7 +36,7 @@ from rlvr.errors import CheckpointError
 LATEST = "latest"
 # what a training run writes into its directory (and what --overwrite deletes; nothing else)
 RUN_ENTRIES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "checkpoints", "final", "tensorboard",
-               "curves.png", "wandb", "mlruns", "trackers.json")
+               "curves.png", "wandb", "mlruns", "mlflow.db", "trackers.json")
 _LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError)
 
 

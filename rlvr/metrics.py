@@ -1,8 +1,9 @@
-"""Where a run's numbers go: `metrics.jsonl`, `samples.jsonl`, TensorBoard, a progress bar.
+"""Where a run's numbers go: `metrics.jsonl`, `samples.jsonl`, TensorBoard, trackers, a progress bar.
 
 One JSON line per step in `metrics.jsonl`, flushed as it is written, so a crash loses nothing
 already logged. On resume, lines of steps after the checkpoint are dropped first, so the file
-reads as one uninterrupted run. TensorBoard is used when it is installed and enabled.
+reads as one uninterrupted run. TensorBoard is used when it is installed and enabled; the
+trackers of `log.report_to` (W&B, trackio, MLflow: `rlvr.trackers`) get every step's numbers.
 """
 
 from __future__ import annotations
@@ -21,10 +22,16 @@ def _clean(v: Any) -> Any:
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, tensorboard: bool = True, report_to: str = "",
+                 config: Mapping[str, Any] | None = None, project: str = "rlvr"):
         self.run_dir = run_dir
         self.metrics_path = run_dir / "metrics.jsonl"
         self.samples_path = run_dir / "samples.jsonl"
+        self._trackers = None
+        if report_to:
+            from rlvr.trackers import Trackers
+
+            self._trackers = Trackers(report_to, run_dir, config, project=project)
         self._tb = None
         if tensorboard:
             try:
@@ -57,6 +64,8 @@ class RunLog:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                     self._tb.add_scalar(k, v, step)
             self._tb.flush()
+        if self._trackers is not None:
+            self._trackers.log(step, values)
 
     def samples(self, step: int, rows: list[Mapping[str, Any]]) -> None:
         with open(self.samples_path, "a") as f:
@@ -66,6 +75,8 @@ class RunLog:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+        if self._trackers is not None:
+            self._trackers.close()
 
 
 def say(message: str) -> None:

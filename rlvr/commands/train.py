@@ -1,7 +1,8 @@
 """`rlvr train [--config FILE] [--resume RUN_DIR | --overwrite] [--section.key=value ...]`.
 
 Before any set-up the inputs are checked: the config, the model (`rlvr.models.check_model`, about
-a second) and the run directory (a new run never writes over an old one without --overwrite).
+a second), the trackers of `log.report_to` (installed?) and the run directory (a new run never
+writes over an old one without --overwrite).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from rlvr.config import build_config, describe, load_yaml
     from rlvr.errors import CheckpointError, ConfigError
     from rlvr.models import check_model
+    from rlvr.trackers import check as check_trackers
 
     if args.help_config:
         print("Config keys (defaults shown):")
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"--output_dir={args.resume}")
     config = build_config(args.config, overrides, base=base)
     check_model(config.model.name)
+    check_trackers(config.log.report_to)
     from rlvr.checkpoint import prepare_run_dir  # imports torch: after the one-second checks
 
     prepare_run_dir(config.output_dir, resume=bool(args.resume), overwrite=args.overwrite)

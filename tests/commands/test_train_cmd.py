@@ -46,3 +46,10 @@ def test_a_run_directory_is_not_overwritten_without_overwrite(tiny_model_dir, tm
     assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1]
     assert main(["train", "--resume", str(run), "--overwrite"]) == 2
     assert "choose one" in capsys.readouterr().err
+
+
+def test_an_unknown_tracker_fails_at_once_with_the_choices(tiny_model_dir, tmp_path, capsys):
+    rc = main([*_args(tiny_model_dir, tmp_path / "run"), "--log.report_to=wandb,tensorbored"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "choose from wandb, trackio, mlflow" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
