@@ -37,7 +37,7 @@ from rlvr.types import Problem
 
 __all__ = ["RubricTask", "builtin_rubric"]
 
-TOPICS = ("the ocean", "winter", "a city at night", "bread", "mountains", "a library", "rain",
+TOPICS = ("the ocean", "winter", "a city at night", "bread", "mountains", "a bookshop", "rain",
           "the moon", "a garden", "trains", "coffee", "a forest", "music", "the desert", "bicycles",
           "a market", "snow", "the river", "birds", "a kitchen", "the stars", "autumn", "a bridge",
           "the sea shore")
