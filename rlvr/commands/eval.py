@@ -74,7 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--dtype", default=None, choices=["auto", "float32", "bfloat16"],
         help="sampling dtype; auto: bfloat16 where the hardware has fast bf16 (as training samples); "
         "default: the run's sampling dtype with --run, else auto")
-    add("--batch-size", type=int, default=64, help="sequences per generate call")
+    add("--engine", default=None, help="rollout engine (hf, vllm, an entry point or module:Object); "
+        "default: the run's rollout.engine with --run, else hf")
+    add("--engine-options", default=None, metavar="YAML", help="engine options, e.g. '{batch_size: 32}' "
+        "(default: the run's rollout.options when the engine is the run's, else none)")
+    add("--batch-size", type=int, default=None, help="sequences per generate call (hf engine option)")
+    add("--memory-mb", type=int, default=2048, help="address-space cap of each verifier worker")
     add("--out", help="output directory (default: evals/<task>)")
     add("--fresh", action="store_true", help="discard saved samples and start over")
     add("--no-plot", action="store_true", help="skip the PNG plots")
@@ -203,28 +208,34 @@ def _settings(args: argparse.Namespace, run: dict[str, Any] | None) -> dict[str,
 
 
 def _problems(settings: dict[str, Any]) -> list:
-    from dataclasses import replace
+    from rlvr.components import task_problems
 
-    from rlvr.tasks.base import make_task
-
-    task = make_task(settings["task"], settings["task_options"])
-    problems = list(task.problems(settings["split"]))
-    if settings["limit"]:
-        problems = problems[:settings["limit"]]
+    problems = task_problems(settings["task"], settings["task_options"], settings["split"],
+                             verifier=settings["verifier"], limit=settings["limit"])
     if not problems:
         raise ConfigError(f"task {settings['task']!r} has no {settings['split']} problems")
-    if settings["verifier"]:
-        problems = [replace(p, verifier=settings["verifier"]) for p in problems]
     return problems
 
 
 def _pool(settings: dict[str, Any], problems: list, args: argparse.Namespace):
-    from rlvr.verifiers.base import make_verifier
-    from rlvr.verifiers.pool import VerifierPool
+    from rlvr.components import build_pool
+    from rlvr.config import VerifyConfig
 
-    names = sorted({p.verifier for p in problems})
-    verifiers = {n: make_verifier(n, settings["verifier_options"]) for n in names}
-    return VerifierPool(verifiers, workers=args.workers, timeout_s=args.timeout_s)
+    limits = VerifyConfig(workers=args.workers, timeout_s=args.timeout_s, memory_mb=args.memory_mb)
+    return build_pool(problems, settings["verifier_options"], limits)
+
+
+def _engine_spec(args: argparse.Namespace, run: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """(engine name, engine options): the flags, else the run's, else the HF engine's defaults."""
+    rollout = (run or {}).get("rollout") or {}
+    name = args.engine or rollout.get("engine") or "hf"
+    if args.engine_options is not None:
+        options = _yaml_mapping(args.engine_options, "--engine-options")
+    else:
+        options = dict(rollout.get("options") or {}) if name == (rollout.get("engine") or "hf") else {}
+    if args.batch_size is not None:
+        options["batch_size"] = args.batch_size
+    return name, options
 
 
 def _samples_file(out: Path, entry: dict[str, Any], settings: dict[str, Any]) -> tuple[Path, dict]:
@@ -278,27 +289,24 @@ def _prepare(models: list[dict[str, Any]], problems: list, settings: dict[str, A
 
 
 def _device_and_dtype(args: argparse.Namespace) -> tuple[str, str]:
-    import torch
+    """(device, sampling dtype name): the model loads in float32 and samples in this dtype, as in
+    training (the engine's own bf16 copy keeps buffers such as RoPE frequencies in float32)."""
+    from rlvr.components import resolve_device, sampling_dtype
 
-    from rlvr.models import fast_bf16
-
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = args.dtype
-    if dtype == "auto":
-        dtype = "bfloat16" if fast_bf16(device) else "float32"
-    return device, dtype
+    device = resolve_device(args.device)
+    dtype = sampling_dtype(args.dtype, "float32", device)
+    return str(device), "float32" if dtype == "same" else dtype
 
 
 def _engine(model_name: str, args: argparse.Namespace):
+    from rlvr.components import build_engine
     from rlvr.models import load_model, load_tokenizer
-    from rlvr.rollout.hf import HFRolloutEngine
 
     device, dtype = _device_and_dtype(args)
     tokenizer = load_tokenizer(model_name)
-    model = load_model(model_name, dtype=dtype, device=device).eval()
-    return HFRolloutEngine(model, tokenizer, batch_size=args.batch_size)
+    model = load_model(model_name, dtype="float32", device=device).eval()
+    return build_engine(args.engine_name, model, tokenizer, dtype="same" if dtype == "float32" else dtype,
+                        options=args.engine_opts)
 
 
 def _evaluate_model(entry: dict[str, Any], problems: list, pool, settings: dict[str, Any],
@@ -314,10 +322,14 @@ def _evaluate_model(entry: dict[str, Any], problems: list, pool, settings: dict[
     saved = load_samples(path, {p.id for p in problems})
     complete = all(len(saved.get(p.id, [])) >= s["n"] for p in problems)
     engine = _LazyEngine(entry["model"], args) if not complete else None
-    with tqdm(total=len(problems), unit="problem", desc=entry["label"], file=sys.stderr,
-              disable=args.no_progress) as bar:
-        return evaluate(engine, problems, pool, n=s["n"], params=params, ks=ks,
-                        samples_path=path, progress=bar.update)
+    try:
+        with tqdm(total=len(problems), unit="problem", desc=entry["label"], file=sys.stderr,
+                  disable=args.no_progress) as bar:
+            return evaluate(engine, problems, pool, n=s["n"], params=params, ks=ks,
+                            samples_path=path, progress=bar.update)
+    finally:
+        if engine is not None:
+            engine.close()  # frees this model before the next one loads
 
 
 class _LazyEngine:
@@ -331,11 +343,21 @@ class _LazyEngine:
             self.engine = _engine(self.model_name, self.args)
         return self.engine.generate(prompts, params)
 
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
 
 def run(args: argparse.Namespace) -> int:
     from rlvr.report import summary_table, write_report
 
     run_config = _load_run(args)
+    args.engine_name, args.engine_opts = _engine_spec(args, run_config)
+    from rlvr import plugins
+    from rlvr.rollout.base import BUILTIN_ENGINES, ENTRY_POINT_GROUP
+
+    plugins.load(ENTRY_POINT_GROUP, args.engine_name, BUILTIN_ENGINES)  # an unknown engine fails now
     settings = _settings(args, run_config)
     ks = _ks(args)
     problems = _problems(settings)

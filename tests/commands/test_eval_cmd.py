@@ -114,6 +114,7 @@ def test_greedy_mode_draws_one_sample_at_temperature_zero(tiny, tmp_path):
     (["--task-options", "[1, 2]"], "expected a mapping"),
     (["--task", "nope"], "unknown task"),
     (["--task-options", "{level: 12}"], "level"),
+    (["--engine", "nope"], "nope"),
 ])
 def test_eval_usage_errors_are_one_line(tmp_path, capsys, extra, message):
     rc = main(["eval", *BASE, *extra, "--model", "unused", "--out", str(tmp_path)])
