@@ -1,9 +1,11 @@
 """`rlvr verify INPUT.jsonl --output OUTPUT.jsonl`: verify a file of completions offline.
 
 Thin: parses options and calls `rlvr.verifiers.offline.verify_file`, then prints a JSON summary
-on stdout. Exit status 0 when every line was verified (wrong answers and malformed lines
-included; they are in the output), 1 when a verifier itself failed on some line
-(`status: "error"`), 2 for a bad command line or config.
+on stdout. Exit status 0 when every line was verified (wrong answers, malformed lines and bad
+references included; they are in the output), 1 when a verifier or its infrastructure failed on
+some line (`status: "error"`), 2 for a bad command line or config. `--timeout-s` limits a case
+whose verifier declares no time budget of its own (math); a verifier that does (code: its
+sandbox limits) is given that budget, and running past it is an error, not the model's timeout.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="JSONL file to write (one line per input line)")
     parser.add_argument("--workers", type=int, default=2, help="verifier worker processes (default 2)")
     parser.add_argument("--timeout-s", type=float, default=10.0,
-                        help="wall-clock limit per case (default 10)")
+                        help="wall-clock limit per case of a verifier without its own budget "
+                             "(default 10)")
     parser.add_argument("--memory-mb", type=int, default=2048,
                         help="address-space cap per worker (default 2048)")
     parser.add_argument("--options", default="{}",

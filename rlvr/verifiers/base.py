@@ -1,13 +1,28 @@
-"""The verifier protocol and the verifier registry.
+"""The verifier protocol, its lifecycle, and the verifier registry.
 
-A verifier is one method: `verify(problem, completion) -> Verdict`. It judges one completion and
-is callable on its own (tests, notebooks, `rlvr verify`). Batching, parallelism and time limits
-live outside it, in `rlvr.verifiers.pool`. The model's failure is a `Verdict` with reward 0; a
-failure of the verifier itself raises `VerifierError` (or lets `SandboxError` through), which the
-trainer masks out of the update and counts.
+A verifier judges one completion: `verify(problem, completion) -> Verdict`. It is callable on its
+own (tests, notebooks, `rlvr verify`). Batching, parallelism and time limits live outside it, in
+`rlvr.verifiers.pool`. The model's failure is a `Verdict` with reward 0; a failure of the verifier
+itself raises `VerifierError` (or lets `SandboxError` through), which the trainer masks out of the
+update and counts; a problem whose reference the verifier cannot read raises `BadReferenceError`
+(a dataset bug: masked, counted separately, never a 0 and never an infrastructure error).
 
-A verifier must be picklable (it is sent to worker processes once) and must never `eval`/`exec`
-model text in its own process: code runs only inside `rlvr.sandbox`.
+Around `verify`, the protocol has a lifecycle and a time budget, which the pool calls directly:
+
+- `warmup()`: import, compile, connect and start whatever the first item would otherwise pay for
+  (a worker takes items only after it); `close()`: release it (a worker calls it before exiting);
+- `budget_s(problem) -> float | None`: the wall-clock time the verifier itself needs at most for
+  this problem, its own infrastructure included (a code verifier: each sandbox run's limit plus
+  the sandbox's grace and start-up). A verifier that declares a budget bounds the model's time
+  itself, so the pool treats a worker that outlives it as an infrastructure failure; None means
+  "no bound of my own": the pool's `timeout_s` applies, and running past it is the model's
+  `timeout` (a math parser hung by hostile text).
+
+`BaseVerifier` gives the lifecycle's no-op defaults; built-in verifiers subclass it. A plug-in
+that implements only `verify` (or part of the lifecycle) gets the defaults through
+`as_verifier`, which the pool applies once to every verifier it is given. A verifier must be picklable (it is
+sent to worker processes once) and must never `eval`/`exec` model text in its own process: code
+runs only inside `rlvr.sandbox`. This module does not run verifiers in parallel or time them.
 """
 
 from __future__ import annotations
@@ -17,7 +32,8 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 from rlvr import plugins
 from rlvr.types import Completion, Problem, Verdict
 
-__all__ = ["Verifier", "Verdict", "BUILTIN_VERIFIERS", "make_verifier", "available_verifiers"]
+__all__ = ["Verifier", "BaseVerifier", "Verdict", "BUILTIN_VERIFIERS", "as_verifier",
+           "make_verifier", "available_verifiers"]
 
 ENTRY_POINT_GROUP = "rlvr.verifiers"
 
@@ -31,9 +47,67 @@ BUILTIN_VERIFIERS: dict[str, str] = {
 
 @runtime_checkable
 class Verifier(Protocol):
-    """Judges one completion of one problem."""
+    """Judges one completion of one problem. The one method a plug-in must have."""
 
     def verify(self, problem: Problem, completion: Completion) -> Verdict: ...
+
+
+class BaseVerifier:
+    """A verifier with the whole lifecycle: `verify` to implement, no-op defaults for the rest."""
+
+    def verify(self, problem: Problem, completion: Completion) -> Verdict:
+        raise NotImplementedError
+
+    def warmup(self) -> None:
+        """Prepare everything the first item would otherwise pay for (default: nothing)."""
+
+    def close(self) -> None:
+        """Release what `warmup` or `verify` acquired (default: nothing). Safe to call twice."""
+
+    def budget_s(self, problem: Problem) -> float | None:
+        """The most wall-clock time `verify(problem, ...)` needs, including this verifier's own
+        infrastructure; None (the default): no bound of its own, the pool's limit applies."""
+        return None
+
+
+class _Adapted(BaseVerifier):
+    """A plug-in seen through the full protocol: its own methods where it has them."""
+
+    def __init__(self, inner: Verifier):
+        self.inner = inner
+        kind = type(inner)
+        self._warmup = getattr(kind, "warmup", None)  # looked up once, here, for all calls
+        self._close = getattr(kind, "close", None)
+        self._budget = getattr(kind, "budget_s", None)
+
+    def verify(self, problem: Problem, completion: Completion) -> Verdict:
+        return self.inner.verify(problem, completion)
+
+    def warmup(self) -> None:
+        if self._warmup is not None:
+            self._warmup(self.inner)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close(self.inner)
+
+    def budget_s(self, problem: Problem) -> float | None:
+        return None if self._budget is None else self._budget(self.inner, problem)
+
+    def __repr__(self) -> str:
+        return f"{self.inner!r}"
+
+
+def as_verifier(verifier: Verifier) -> BaseVerifier:
+    """`verifier` itself when it subclasses `BaseVerifier`, else an adapter that gives it the
+    lifecycle's defaults (keeping any of `warmup`, `close`, `budget_s` it does define)."""
+    if isinstance(verifier, BaseVerifier):
+        return verifier
+    if not callable(getattr(verifier, "verify", None)):
+        from rlvr.errors import PluginError
+
+        raise PluginError(f"{verifier!r} is not a verifier: it has no verify(problem, completion)")
+    return _Adapted(verifier)
 
 
 def available_verifiers() -> list[str]:
@@ -41,11 +115,7 @@ def available_verifiers() -> list[str]:
 
 
 def make_verifier(name: str, options: Mapping[str, Any] | None = None) -> Verifier:
-    """Build the verifier registered as `name` (built-in, entry point, or `module:Object`)."""
+    """Build the verifier registered as `name` (built-in, entry point, or `module:Object`), as the
+    plug-in made it (the pool gives it the lifecycle's defaults through `as_verifier`)."""
     factory = plugins.load(ENTRY_POINT_GROUP, name, BUILTIN_VERIFIERS)
-    try:
-        return factory(**dict(options or {}))
-    except TypeError as exc:
-        from rlvr.errors import ConfigError
-
-        raise ConfigError(f"verifier {name!r} rejected its options {dict(options or {})}: {exc}") from exc
+    return plugins.construct(factory, f"verifier {name!r}", **dict(options or {}))

@@ -23,8 +23,9 @@ import re
 from collections import Counter
 from fractions import Fraction
 
-from rlvr.errors import ConfigError
+from rlvr.errors import BadReferenceError, ConfigError
 from rlvr.types import Completion, Problem, Verdict
+from rlvr.verifiers.base import BaseVerifier
 
 MAX_SCAN_CHARS = 20_000
 MAX_EXPR_CHARS = 300
@@ -137,7 +138,7 @@ def extract_expression(text: str, lenient: bool = True) -> str | None:
     return None
 
 
-class CountdownVerifier:
+class CountdownVerifier(BaseVerifier):
     """Checks `reference["numbers"]` and `reference["target"]` against the model's expression."""
 
     def __init__(self, use_all: bool = True, mode: str = "strict", format_weight: float = 0.0):
@@ -152,8 +153,9 @@ class CountdownVerifier:
             numbers = [int(x) for x in problem.reference["numbers"]]
             target = Fraction(int(problem.reference["target"]))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"problem {problem.id}: countdown reference needs integer 'numbers' "
-                              "and 'target'") from exc
+            raise BadReferenceError(f"problem {problem.id}: countdown reference needs integer "
+                                    "'numbers' and 'target'", problem_id=problem.id,
+                                    verifier="countdown") from exc
         expr = extract_expression(completion.text, self.lenient)
         if expr is None:
             return Verdict(0.0, False, "no_answer", {"extracted": None})

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 
-from rlvr.errors import ConfigError
+from rlvr.errors import BadReferenceError, ConfigError
 from rlvr.types import Completion, Problem, Verdict
+from rlvr.verifiers.base import BaseVerifier
 
 MAX_SCAN_CHARS = 20_000  # only the tail of a completion is scanned: the answer comes last
 MAX_DIGITS = 64
@@ -41,7 +42,7 @@ def last_integer(text: str) -> int | None:
     return int(found[-1]) if found else None
 
 
-class IntegerVerifier:
+class IntegerVerifier(BaseVerifier):
     """Checks an integer answer against `problem.reference["answer"]`."""
 
     def __init__(self, mode: str = "lenient", format_weight: float = 0.0):
@@ -56,7 +57,8 @@ class IntegerVerifier:
         try:
             expected = int(str(problem.reference["answer"]).strip())
         except (KeyError, ValueError) as exc:
-            raise ConfigError(f"problem {problem.id}: reference answer is not an integer") from exc
+            raise BadReferenceError(f"problem {problem.id}: reference answer is not an integer",
+                                    problem_id=problem.id, verifier="integer") from exc
         boxed = boxed_integer(completion.text)
         answer = boxed
         if answer is None and self.mode == "lenient":

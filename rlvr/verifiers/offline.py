@@ -8,8 +8,10 @@ verifier reads from `problem.reference` (every other key except `id`), for examp
 The output has one line per input line, in order, with `reward`, `passed`, `status` and `info`
 added (other keys are kept). Every verifier runs through `VerifierPool`, so each case has a time
 and memory limit. A line that is not a JSON object, lacks a key or names an unknown verifier gets
-`status: "malformed"` or `"unknown_verifier"`; a verifier's own failure gets `status: "error"`.
-The run never stops half way and never drops a line.
+`status: "malformed"` or `"unknown_verifier"`; a reference its verifier cannot read gets
+`status: "bad_reference"`; a verifier's own failure gets `status: "error"`. The run never stops
+half way and never drops a line. The summary counts engine outages the run waited through
+(`engine_outages`, `outage_s`: see `rlvr.sandbox.outage`).
 
 This module does not sample completions or compute pass@k (see `rlvr.eval`).
 """
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from rlvr.errors import ConfigError, DataError, InfraError, PluginError, VerifierError
+from rlvr.errors import BadReferenceError, ConfigError, DataError, InfraError, PluginError, VerifierError
 from rlvr.types import Completion, Problem, Verdict
 from rlvr.verifiers.base import Verifier, make_verifier
 from rlvr.verifiers.pool import VerifierPool
@@ -41,6 +43,8 @@ class Summary:
     reward_sum: float = 0.0
     statuses: collections.Counter = field(default_factory=collections.Counter)
     elapsed_s: float = 0.0
+    engine_outages: int = 0
+    outage_s: float = 0.0
 
     def add(self, status: str, reward: float, passed: bool) -> None:
         self.lines += 1
@@ -52,7 +56,8 @@ class Summary:
         return {"lines": self.lines, "passed": self.passed,
                 "reward_mean": round(self.reward_sum / self.lines, 6) if self.lines else 0.0,
                 "statuses": dict(self.statuses.most_common()), "elapsed_s": round(self.elapsed_s, 3),
-                "lines_per_s": round(self.lines / self.elapsed_s, 1) if self.elapsed_s else 0.0}
+                "lines_per_s": round(self.lines / self.elapsed_s, 1) if self.elapsed_s else 0.0,
+                "engine_outages": self.engine_outages, "outage_s": round(self.outage_s, 3)}
 
 
 def case_of(record: Any, line_no: int) -> tuple[Problem, Completion]:
@@ -95,11 +100,12 @@ def _load_verifiers(path: Path, options: Mapping[str, Mapping[str, Any]]) -> tup
     return verifiers, failures
 
 
-def _verdict_fields(result: Verdict | InfraError) -> dict[str, Any]:
+def _verdict_fields(result: Verdict | InfraError | BadReferenceError) -> dict[str, Any]:
     if isinstance(result, Verdict):
         return {"reward": result.reward, "passed": result.passed, "status": result.status,
                 "info": dict(result.info)}
-    return {"reward": 0.0, "passed": False, "status": "error",
+    status = "bad_reference" if isinstance(result, BadReferenceError) else "error"
+    return {"reward": 0.0, "passed": False, "status": status,
             "info": {"error": type(result).__name__, "message": str(result)[-2000:]}}
 
 
@@ -170,6 +176,9 @@ def verify_file(input_path: str | Path, output_path: str | Path, *, workers: int
             _write(out, _verify_chunk(pool, chunk, failures, bar.update), summary)
     finally:
         if pool is not None:
+            stats = pool.take_stats()
+            summary.engine_outages = int(stats["verify/engine_outages"])
+            summary.outage_s = stats["verify/outage_s"]
             pool.close()
         bar.close()
     summary.elapsed_s = time.monotonic() - start

@@ -1,18 +1,29 @@
 """Run verifiers in parallel worker processes, each item under a wall-clock and memory limit.
 
 The limits are imposed from outside the verifier: a worker has `RLIMIT_AS` set before it touches
-any input, and the parent kills a worker whose item runs past `timeout_s` and starts a fresh one.
+any input, and the parent kills a worker whose item runs past its deadline and starts a fresh one.
 No `signal.alarm` (it only works on the main thread), no threads that cannot be stopped. A worker
-is given items only once it has loaded its verifiers and run their optional `warmup()`, so the
-cost of importing sympy or a parser grammar never counts against an item's time limit.
+calls every verifier's `warmup()` before it is given items, so imports, parser grammars and warm
+sandbox containers never count against an item's time, and `close()` before it exits.
+
+An item's deadline comes from its verifier's declared budget (`budget_s(problem)`, plus
+`slack_s` for the worker's own overhead), or, for a verifier that declares none, from the pool's
+`timeout_s`. A worker can stop an item's clock: while its sandbox waits for an engine that stopped
+answering, it says so on its pipe (`rlvr.sandbox.outage` notices), and the pool adds the waiting
+time to the deadline and to its outage statistics (`take_stats`) instead.
 
 What each item becomes:
 - the verifier's `Verdict`, when it returns one;
-- `Verdict(0, status="timeout")` when it ran past the limit, and `status="resource_limit"` on
-  `MemoryError`/`RecursionError`: hostile model text is the model's failure;
-- a `VerifierError` (returned, not raised) when the verifier raised, or its worker died twice
-  on the same item: infrastructure failure, which the trainer masks out and counts.
-A `SandboxError`/other `InfraError` from inside the verifier keeps its type.
+- for a verifier without a declared budget, `Verdict(0, status="timeout")` when it ran past
+  `timeout_s` (hostile model text hung the verifier: the model's failure), and
+  `status="resource_limit"` on `MemoryError`/`RecursionError`;
+- a `VerifierError` (returned, not raised) when the verifier raised, its worker died twice on the
+  same item, or it ran past the budget it declared itself: such a verifier bounds the model's
+  time on its own (a code verifier through its sandbox), so outliving the budget is
+  infrastructure (a slow engine, a stuck harness), never the model's timeout;
+- a `SandboxError` or other `InfraError` raised inside the verifier, as itself;
+- a `BadReferenceError` raised inside the verifier, as itself (a dataset bug: not an
+  `InfraError`; the trainer counts it separately).
 
 This module does not decide rewards and does not retry an item that returned an error.
 """
@@ -26,32 +37,53 @@ import resource
 import time
 import traceback
 from multiprocessing.connection import Connection, wait
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence, Union
 
-from rlvr.errors import ConfigError, InfraError, VerifierError
+from rlvr.errors import BadReferenceError, ConfigError, InfraError, VerifierError
+from rlvr.sandbox import outage
 from rlvr.types import Completion, Problem, Verdict
-from rlvr.verifiers.base import Verifier
+from rlvr.verifiers.base import BaseVerifier, Verifier, as_verifier
 
-Result = "Verdict | InfraError"
+Result = Union[Verdict, InfraError, BadReferenceError]
 _MAX_ATTEMPTS = 2  # an item whose worker dies is retried once on a fresh worker
 STARTUP_TIMEOUT_S = 300.0  # importing a verifier's libraries is not counted in any item's time
+CLOSE_TIMEOUT_S = 10.0  # workers get this long to close their verifiers (remove containers)
 
 
 def _worker_main(conn: Connection, verifiers_blob: bytes, memory_mb: int) -> None:
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    verifiers: Mapping[str, Verifier] = pickle.loads(verifiers_blob)
-    for verifier in verifiers.values():  # import and compile what the first item would need
-        warmup = getattr(verifier, "warmup", None)
-        if callable(warmup):
-            warmup()
+    verifiers: Mapping[str, BaseVerifier] = pickle.loads(verifiers_blob)
+    outage.listen(lambda notice: _send(conn, ("notice", notice)))
+    ready: tuple[str, object] = ("ready", None)
     try:
-        conn.send(("ready", None))
+        for verifier in verifiers.values():
+            verifier.warmup()
+    except InfraError as exc:  # e.g. no engine yet: items will raise their own, counted, errors
+        ready = ("ready", f"warm-up failed: {exc}")
+    except Exception:  # noqa: BLE001 - a verifier that cannot warm up is reported, not retried
+        _send(conn, ("failed", traceback.format_exc(limit=8)))
+        return
+    try:
+        conn.send(ready)
         while (msg := conn.recv()) is not None:
             conn.send(_verify_one(verifiers, *msg))
     except (EOFError, OSError):  # the parent went away: nothing left to answer
         return
+    finally:
+        for verifier in verifiers.values():
+            try:
+                verifier.close()
+            except Exception:  # noqa: BLE001 - exiting anyway; the engine auto-removes the rest
+                pass
+
+
+def _send(conn: Connection, message: tuple) -> None:
+    try:
+        conn.send(message)
+    except (OSError, ValueError):  # the parent is gone
+        pass
 
 
 def _verify_one(verifiers: Mapping[str, Verifier], name: str, problem: Problem,
@@ -60,8 +92,8 @@ def _verify_one(verifiers: Mapping[str, Verifier], name: str, problem: Problem,
         return ("ok", verifiers[name].verify(problem, completion))
     except (MemoryError, RecursionError) as exc:
         return ("ok", Verdict(0.0, False, "resource_limit", {"error": type(exc).__name__}))
-    except InfraError as exc:
-        return ("infra", exc)
+    except (InfraError, BadReferenceError) as exc:
+        return ("error", exc)
     except Exception:  # noqa: BLE001 - a crashing verifier is reported as infra, never a 0
         return ("crash", traceback.format_exc(limit=8))
 
@@ -73,7 +105,9 @@ class _Worker:
         self.proc.start()
         child.close()
         self.item: int | None = None
+        self.budget: float | None = None  # the item's declared budget (None: the pool's timeout)
         self.deadline = 0.0
+        self.paused_left: float | None = None  # time the item had left when an engine wait began
         self.ready = False
         self.started = time.monotonic()
 
@@ -84,24 +118,61 @@ class _Worker:
         self.conn.close()
 
 
+class _OutageClock:
+    """How long some worker waited on an engine: outages counted once however many workers
+    wait at the same time, and the seconds during which at least one was waiting."""
+
+    def __init__(self) -> None:
+        self.waiting: set[int] = set()
+        self.since: float | None = None
+        self.outages, self.seconds = 0, 0.0
+
+    def begin(self, who: int, now: float) -> None:
+        if not self.waiting:
+            self.outages += 1
+            self.since = now
+        self.waiting.add(who)
+
+    def end(self, who: int, now: float) -> None:
+        if who not in self.waiting:
+            return
+        self.waiting.discard(who)
+        if not self.waiting and self.since is not None:
+            self.seconds += now - self.since
+            self.since = None
+
+    def take(self, now: float) -> dict[str, float]:
+        seconds = self.seconds + (now - self.since if self.since is not None else 0.0)
+        if self.since is not None:
+            self.since = now  # an outage still going on: later seconds go to the next take
+        stats = {"verify/engine_outages": float(self.outages), "verify/outage_s": seconds}
+        self.outages, self.seconds = 0, 0.0
+        return stats
+
+
 class VerifierPool:
     """Worker processes that verify (problem, completion) pairs with per-item limits.
 
     `verifiers` maps the names that problems use (`problem.verifier`) to verifier objects; they are
-    pickled once per worker. `workers=0` verifies in this process with no limits (debugging only).
+    pickled once per worker. `timeout_s` limits items whose verifier declares no budget;
+    `slack_s` is added to a declared budget. `workers=0` verifies in this process with no limits
+    (debugging only).
     """
 
     def __init__(self, verifiers: Mapping[str, Verifier], workers: int = 2, timeout_s: float = 10.0,
-                 memory_mb: int = 2048, start_method: str = "spawn"):
-        if workers < 0 or timeout_s <= 0:
-            raise ConfigError("verify.workers must be >= 0 and verify.timeout_s > 0")
-        self.verifiers = dict(verifiers)
+                 memory_mb: int = 2048, start_method: str = "spawn", slack_s: float = 5.0):
+        if workers < 0 or timeout_s <= 0 or slack_s < 0:
+            raise ConfigError("verify.workers must be >= 0, verify.timeout_s > 0 and slack_s >= 0")
+        self.verifiers: dict[str, BaseVerifier] = {n: as_verifier(v) for n, v in verifiers.items()}
         self.workers, self.timeout_s, self.memory_mb = workers, timeout_s, memory_mb
+        self.slack_s = slack_s
         self._blob = pickle.dumps(self.verifiers)
         self._ctx = mp.get_context(start_method)
         self._pool: list[_Worker] = []
         self.restarts = 0
         self._deaths_in_a_row = 0
+        self._outages = _OutageClock()
+        self._inline_warm = False
 
     def __enter__(self) -> "VerifierPool":
         return self
@@ -110,29 +181,45 @@ class VerifierPool:
         self.close()
 
     def close(self) -> None:
+        """Stop the workers (each closes its verifiers first; one still warming up is killed at
+        once: it listens to nobody); inline verifiers are closed here."""
         for w in self._pool:
             try:
                 w.conn.send(None)
             except (BrokenPipeError, OSError):
                 pass
-            w.proc.join(timeout=1)
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        for w in self._pool:
+            if w.ready:
+                w.proc.join(timeout=max(0.0, deadline - time.monotonic()))
             w.kill()
         self._pool = []
+        if self._inline_warm:
+            for verifier in self.verifiers.values():
+                verifier.close()
+            self._inline_warm = False
 
     def start(self, wait: bool = False) -> "VerifierPool":
-        """Start the workers now (they load in the background); `wait` blocks until all are ready."""
+        """Start the workers now (they warm up in the background); `wait` blocks until all are
+        ready. Raises `VerifierError` when a verifier's `warmup()` fails with a bug."""
         while len(self._pool) < self.workers:
             self._pool.append(self._spawn())
         if wait:
-            for w in self._pool:
+            for w in list(self._pool):
                 self._poll_ready(w, max(0.0, w.started + STARTUP_TIMEOUT_S - time.monotonic()))
         return self
+
+    def take_stats(self) -> dict[str, float]:
+        """Outage statistics since the last call: `verify/engine_outages` (outages that began;
+        workers waiting at the same time count once) and `verify/outage_s` (seconds during which
+        some worker waited for its engine). Call once per step."""
+        return self._outages.take(time.monotonic())
 
     def _spawn(self) -> _Worker:
         return _Worker(self._ctx, self._blob, self.memory_mb)
 
     def verify(self, problems: Sequence[Problem], completions: Sequence[Completion],
-               on_done: Callable[[int], None] | None = None) -> list[Verdict | InfraError]:
+               on_done: Callable[[int], None] | None = None) -> list[Result]:
         """One result per pair, in order. Never raises for a single item's failure; raises
         `VerifierError` when the workers cannot run at all (they die before any answer)."""
         if len(problems) != len(completions):
@@ -142,17 +229,43 @@ class VerifierPool:
                 raise ConfigError(f"problem {p.id} names verifier {p.verifier!r}, which this run "
                                   f"has not configured ({', '.join(self.verifiers)})")
         if self.workers == 0:
-            return [self._verify_inline(p, c) for p, c in zip(problems, completions)]
+            return self._verify_all_inline(problems, completions, on_done)
         self.start()
-        results: list[Verdict | InfraError | None] = [None] * len(problems)
-        attempts = collections.Counter()
-        todo = collections.deque(range(len(problems)))
+        results: list[Result | None] = [None] * len(problems)
 
-        def finish(i: int, result: Verdict | InfraError) -> None:
+        def finish(i: int, result: Result) -> None:
             results[i] = result
             if on_done:
                 on_done(i)
 
+        budgets: dict[int, float | None] = {}
+        todo: collections.deque[int] = collections.deque()
+        for i, problem in enumerate(problems):
+            try:
+                budgets[i] = self._budget(problem)
+                todo.append(i)
+            except (InfraError, BadReferenceError) as exc:
+                finish(i, exc)
+        self._run(problems, completions, todo, budgets, finish)
+        return results  # type: ignore[return-value]
+
+    def _budget(self, problem: Problem) -> float | None:
+        try:
+            budget = self.verifiers[problem.verifier].budget_s(problem)
+        except (InfraError, BadReferenceError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug of the verifier, like a crash in verify
+            raise VerifierError(f"verifier {problem.verifier!r} crashed computing the budget of "
+                                f"{problem.id}: {exc!r}") from exc
+        if budget is not None and not budget > 0:
+            raise VerifierError(f"verifier {problem.verifier!r} declared a budget of {budget!r} s "
+                                f"for {problem.id}; a budget must be > 0 or None")
+        return budget
+
+    def _run(self, problems: Sequence[Problem], completions: Sequence[Completion],
+             todo: collections.deque[int], budgets: Mapping[int, float | None],
+             finish: Callable[[int, Result], None]) -> None:
+        attempts: collections.Counter[int] = collections.Counter()
         while todo or any(w.item is not None for w in self._pool):
             for w in self._pool:  # hand out work
                 if w.ready and w.item is None and todo:
@@ -165,14 +278,15 @@ class VerifierPool:
                         attempts[i] -= 1
                         self._replace(w)
                         continue
-                    w.item, w.deadline = i, time.monotonic() + self.timeout_s
+                    w.item, w.budget, w.paused_left = i, budgets[i], None
+                    limit = self.timeout_s if w.budget is None else w.budget + self.slack_s
+                    w.deadline = time.monotonic() + limit
             self._await_ready()
             busy = [w for w in self._pool if w.item is not None]
             if not busy:
                 continue
             wait_s = max(0.0, min(w.deadline for w in busy) - time.monotonic())
             ready = wait([w.conn for w in busy], timeout=wait_s)
-            now = time.monotonic()
             for w in busy:
                 i = w.item
                 if w.conn in ready:
@@ -185,19 +299,45 @@ class VerifierPool:
                         else:
                             finish(i, VerifierError(f"verifier worker died twice on {problems[i].id}"))
                         continue
+                    if kind == "notice":
+                        self._on_notice(w, payload)
+                        continue
                     w.item = None
                     self._deaths_in_a_row = 0
-                    if kind == "ok":
-                        finish(i, payload)
-                    elif kind == "infra":
+                    if kind in ("ok", "error"):
                         finish(i, payload)
                     else:
                         finish(i, VerifierError(f"verifier {problems[i].verifier!r} crashed on "
                                                 f"{problems[i].id}:\n{payload}"))
-                elif now >= w.deadline:
+                elif time.monotonic() >= w.deadline:
+                    finish(i, self._overdue(w, problems[i]))
                     self._replace(w)
-                    finish(i, Verdict(0.0, False, "timeout", {"timeout_s": self.timeout_s}))
-        return results  # type: ignore[return-value]
+
+    def _overdue(self, w: _Worker, problem: Problem) -> Result:
+        """What an item becomes when its worker is killed at the deadline."""
+        if w.paused_left is not None:
+            return VerifierError(f"verifier {problem.verifier!r} waited on its engine for "
+                                 f"{problem.id} past the engine's outage budget; worker killed")
+        if w.budget is None:
+            return Verdict(0.0, False, "timeout", {"timeout_s": self.timeout_s})
+        return VerifierError(f"verifier {problem.verifier!r} did not answer on {problem.id} within "
+                             f"its own budget of {w.budget:.1f} s (+{self.slack_s:.0f} s slack): "
+                             "infrastructure (a slow engine or a stuck sandbox), not the model's "
+                             "time; worker killed")
+
+    def _on_notice(self, w: _Worker | None, notice: outage.Notice) -> None:
+        """A worker's sandbox waits for (or stopped waiting for) its engine: stop or restart the
+        item's clock, and keep the outage statistics."""
+        now = time.monotonic()
+        if notice.event == "waiting":
+            if w is not None and w.item is not None and w.paused_left is None:
+                w.paused_left = max(0.0, w.deadline - now)
+                w.deadline = now + notice.budget_s + w.paused_left + self.slack_s
+            self._outages.begin(id(w), now)
+            return
+        if w is not None and w.paused_left is not None:
+            w.deadline, w.paused_left = now + w.paused_left, None
+        self._outages.end(id(w), now)
 
     def _await_ready(self) -> None:
         """Wait for starting workers when no worker is ready (start-up is not an item's time)."""
@@ -212,17 +352,26 @@ class VerifierPool:
             raise VerifierError(f"no verifier worker started within {STARTUP_TIMEOUT_S:.0f} s")
 
     def _poll_ready(self, w: _Worker, timeout: float) -> None:
-        if w.ready or not w.conn.poll(timeout):
-            return
-        try:
-            w.conn.recv()  # ("ready", None)
-            w.ready = True
-        except (EOFError, OSError):  # died while starting: unpickling or warm-up failed
-            self._replace(w, died=True)
+        deadline = time.monotonic() + timeout
+        while not w.ready and w.conn.poll(max(0.0, deadline - time.monotonic())):
+            try:
+                kind, payload = w.conn.recv()
+            except (EOFError, OSError):  # died while starting: unpickling failed, or killed
+                self._replace(w, died=True)
+                return
+            if kind == "notice":  # its warm-up waits for an engine
+                self._on_notice(w, payload)
+            elif kind == "failed":
+                self._pool.remove(w)
+                w.kill()
+                raise VerifierError(f"a verifier's warmup() failed:\n{payload}")
+            else:  # ("ready", None | why warm-up could not finish)
+                w.ready = True
 
     def _replace(self, w: _Worker, died: bool = False) -> None:
         """Kill `w` and start a fresh worker in its place; give up when workers keep dying."""
         w.kill()
+        self._outages.end(id(w), time.monotonic())
         if died:
             self._deaths_in_a_row += 1
             if self._deaths_in_a_row > 2 * self.workers + 2:
@@ -231,10 +380,27 @@ class VerifierPool:
         self.restarts += 1
         self._pool[self._pool.index(w)] = self._spawn()
 
-    def _verify_inline(self, problem: Problem, completion: Completion) -> Verdict | InfraError:
+    def _verify_all_inline(self, problems: Sequence[Problem], completions: Sequence[Completion],
+                           on_done: Callable[[int], None] | None) -> list[Result]:
+        stop = outage.listen(lambda notice: self._on_notice(None, notice))
+        try:
+            if not self._inline_warm:
+                self._inline_warm = True
+                for verifier in self.verifiers.values():
+                    verifier.warmup()
+            results = []
+            for i, (problem, completion) in enumerate(zip(problems, completions)):
+                results.append(self._verify_inline(problem, completion))
+                if on_done:
+                    on_done(i)
+            return results
+        finally:
+            stop()
+
+    def _verify_inline(self, problem: Problem, completion: Completion) -> Result:
         try:
             return self.verifiers[problem.verifier].verify(problem, completion)
-        except InfraError as exc:
+        except (InfraError, BadReferenceError) as exc:
             return exc
         except Exception:  # noqa: BLE001 - same contract as the workers
             return VerifierError(f"verifier {problem.verifier!r} crashed on {problem.id}:\n"
@@ -243,4 +409,3 @@ class VerifierPool:
     def pids(self) -> list[int]:
         """Process ids of the live workers (for tests and diagnostics)."""
         return [w.proc.pid for w in self._pool if w.proc.pid is not None and w.proc.is_alive()]
-

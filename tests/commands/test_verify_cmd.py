@@ -78,3 +78,15 @@ def test_a_crashing_verifier_is_an_error_line_and_the_run_goes_on(tmp_path, monk
     assert proc.returncode == 1, proc.stderr
     assert [row["status"] for row in out] == ["error", "correct"]
     assert "bug in a verifier" in out[0]["info"]["message"]
+
+
+def test_a_bad_reference_is_its_own_status_not_an_error(tmp_path):
+    lines = [{"verifier": "integer", "answer": "seven", "completion": "7", "id": "bad"},
+             {"verifier": "integer", "answer": "7", "completion": "7"}]
+    proc, out = _run(tmp_path, lines, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert [row["status"] for row in out] == ["bad_reference", "correct"]
+    assert out[0]["info"]["error"] == "BadReferenceError" and "bad" in out[0]["info"]["message"]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["statuses"] == {"bad_reference": 1, "correct": 1}
+    assert summary["engine_outages"] == 0 and summary["outage_s"] == 0.0

@@ -1,4 +1,6 @@
-"""The verifier pool: limits imposed from outside, failures typed, workers replaced."""
+"""The verifier pool: limits imposed from outside, failures typed, workers replaced; the verifier
+lifecycle (warm-up before items, close on exit), declared budgets, bad references, and the time a
+worker waits on an engine outage."""
 
 import os
 import signal
@@ -8,8 +10,10 @@ import time
 import pytest
 from fakes import SlowVerifier
 
-from rlvr.errors import VerifierError
+from rlvr.errors import BadReferenceError, InfraError, PluginError, VerifierError
+from rlvr.sandbox import outage
 from rlvr.types import Completion, Problem, Verdict
+from rlvr.verifiers.base import BaseVerifier, as_verifier
 from rlvr.verifiers.pool import VerifierPool
 
 P = Problem(id="p", prompt="q", verifier="slow")
@@ -105,3 +109,119 @@ def test_inline_mode_has_the_same_contract():
     pool = VerifierPool({"slow": SlowVerifier()}, workers=0)
     assert run(pool, "ok")[0].passed
     assert isinstance(run(pool, "bug")[0], VerifierError)
+
+
+# ---- the lifecycle, budgets, bad references and engine outages -------------------------------
+
+class BudgetVerifier(BaseVerifier):
+    """Declares a budget (it bounds the model's time itself, as the code verifier does through
+    its sandbox). "hang" outlives it; "engine:S" waits S seconds on an engine outage, announced
+    as the Docker sandbox announces it, then answers."""
+
+    def __init__(self, budget_s: float = 0.5):
+        self.budget = budget_s
+
+    def budget_s(self, problem):
+        return self.budget
+
+    def verify(self, problem, completion):
+        if completion.text == "hang":
+            time.sleep(60)
+        if completion.text.startswith("engine:"):
+            wait_s = float(completion.text.split(":")[1])
+            outage.notify(outage.Notice("waiting", "fake", 0.0, 30.0))
+            time.sleep(wait_s)
+            outage.notify(outage.Notice("resumed", "fake", wait_s, 30.0))
+        return Verdict(1.0, True, "correct")
+
+
+class LifecycleVerifier:
+    """A plug-in that does not subclass BaseVerifier but has its own warmup and close."""
+
+    def __init__(self, marks: str):
+        self.marks = marks
+
+    def warmup(self):
+        with open(self.marks, "a") as fh:
+            fh.write(f"warm {os.getpid()}\n")
+
+    def close(self):
+        with open(self.marks, "a") as fh:
+            fh.write(f"closed {os.getpid()}\n")
+
+    def verify(self, problem, completion):
+        with open(self.marks) as fh:  # an item only ever runs after its worker's warm-up
+            assert f"warm {os.getpid()}" in fh.read()
+        return Verdict(1.0, True, "correct")
+
+
+class BrokenWarmup(BaseVerifier):
+    def warmup(self):
+        raise ImportError("no module named 'grammar'")
+
+
+B = Problem(id="b", prompt="q", verifier="budget")
+
+
+def test_past_a_declared_budget_is_an_infra_error_not_the_models_timeout():
+    with VerifierPool({"budget": BudgetVerifier(0.5)}, workers=1, timeout_s=30, slack_s=0.5) as pool:
+        pool.start(wait=True)
+        t0 = time.monotonic()
+        hung, fine = pool.verify([B, B], [Completion("hang"), Completion("ok")])
+        assert time.monotonic() - t0 < 10  # the budget + slack, not the pool's 30 s timeout
+        assert isinstance(hung, VerifierError) and "its own budget of 0.5 s" in str(hung)
+        assert fine.passed
+
+
+def test_waiting_on_an_engine_stops_the_items_clock_and_is_counted(tmp_path):
+    with VerifierPool({"budget": BudgetVerifier(0.5)}, workers=2, timeout_s=30, slack_s=0.5) as pool:
+        pool.start(wait=True)
+        results = pool.verify([B, B, B], [Completion("engine:2"), Completion("engine:2"),
+                                          Completion("ok")])
+        assert all(isinstance(r, Verdict) and r.passed for r in results), results
+        stats = pool.take_stats()
+        assert stats["verify/engine_outages"] == 1  # two workers waiting at once: one outage
+        assert 1.5 < stats["verify/outage_s"] < 4
+        assert pool.take_stats() == {"verify/engine_outages": 0.0, "verify/outage_s": 0.0}
+        assert pool.restarts == 0
+
+
+def test_a_bad_reference_crosses_the_pool_as_itself():
+    from rlvr.verifiers.integer import IntegerVerifier
+
+    bad = Problem(id="p7", prompt="q", verifier="integer", reference={"answer": "seven"})
+    good = Problem(id="p8", prompt="q", verifier="integer", reference={"answer": "8"})
+    for workers in (1, 0):
+        with VerifierPool({"integer": IntegerVerifier()}, workers=workers) as pool:
+            first, second = pool.verify([bad, good], [Completion("7"), Completion("8")])
+        assert isinstance(first, BadReferenceError) and not isinstance(first, InfraError)
+        assert (first.problem_id, first.verifier) == ("p7", "integer")
+        assert second.passed
+
+
+def test_workers_warm_up_before_items_and_close_on_exit(tmp_path):
+    marks = tmp_path / "marks"
+    marks.touch()
+    with VerifierPool({"life": LifecycleVerifier(str(marks))}, workers=2) as pool:
+        results = pool.verify([Problem(id="l", prompt="q", verifier="life")] * 4,
+                              [Completion("x")] * 4)
+        assert all(r.passed for r in results), results
+        pids = pool.pids()
+    lines = marks.read_text().split("\n")
+    assert sorted(f"{m} {p}" for m in ("closed", "warm") for p in pids) == sorted(filter(None, lines))
+
+
+def test_a_plug_in_with_only_verify_gets_the_default_lifecycle():
+    adapted = as_verifier(SlowVerifier())
+    adapted.warmup()
+    adapted.close()
+    assert adapted.budget_s(P) is None and adapted.verify(P, Completion("ok")).passed
+    assert as_verifier(adapted) is adapted
+    with pytest.raises(PluginError, match="no verify"):
+        as_verifier(object())
+
+
+def test_a_warmup_that_fails_with_a_bug_is_reported_with_its_traceback():
+    with VerifierPool({"broken": BrokenWarmup()}, workers=1) as pool:
+        with pytest.raises(VerifierError, match="(?s)warmup.*no module named 'grammar'"):
+            pool.start(wait=True)
