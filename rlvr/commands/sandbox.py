@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     doctor.add_argument("--runtime", default="auto", help="auto | default | a runtime name")
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     doctor.add_argument("--docker-host", default=None, help="Docker engine URL (default: environment)")
+    doctor.add_argument("--outage-budget-s", type=float, default=None,
+                        help="the sandbox's outage budget to report and use (default: the "
+                             "sandbox default, 60)")
 
 
 class _ProgressLine:
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from rlvr.sandbox.doctor import run_checks
 
-    checks = run_checks(args.image, args.runtime, args.docker_host)
+    checks = run_checks(args.image, args.runtime, args.docker_host, args.outage_budget_s)
     if args.json:
         print(json.dumps([c.__dict__ for c in checks], indent=1))
     else:

@@ -15,11 +15,22 @@ of every container is in `rlvr.sandbox.engine`. Between runs:
 
 The wall-clock limit is enforced twice: by the harness (kills the program at `timeout_s`) and from
 the host (a harness that has not answered `grace_s` later gets its container removed).
-A container whose connection breaks mid-run (engine restarted, container killed) raises
-`SandboxError` for that run: the sample is masked, never scored 0; the next run starts a fresh
-container. Containers are removed on `close()`, at interpreter exit, when rlvr's connection
-closes (stdin closes, the harness exits, the engine auto-removes), and `remove_stale` deletes
-leftovers of dead rlvr processes at start-up.
+A harness that has not answered by then is an infrastructure failure (`SandboxError`), never the
+program's timeout: the harness itself kills the program at `timeout_s`.
+
+Engine outages: a container whose connection breaks mid-run (engine restarted, container killed)
+raises `SandboxError` for that run (the sample is masked, never scored 0). When the engine itself
+stops answering, the sandbox takes no new work: the next run waits for it with bounded back-off
+(`rlvr.sandbox.outage`) for up to `outage_budget_s` from the moment the outage was noticed,
+announcing the wait so that the verifier pool does not count it against the item's time;
+once the engine answers, the warm pool is rebuilt and the waiting run goes on. Once the budget is
+spent, runs fail fast with a `SandboxError` that says how long the engine has been down (the
+engine is still probed every few seconds, so a late return is noticed). The first connection of
+a process is not waited for: an engine that was never there is a set-up error, reported at once.
+
+Containers are removed on `close()`, at interpreter exit, when rlvr's connection closes (stdin
+closes, the harness exits, the engine auto-removes), and `remove_stale` deletes leftovers of dead
+rlvr processes at start-up. A removal returns only once the engine no longer lists the container.
 
 This module does not judge outputs (verifiers do) and does not build images (`rlvr.sandbox.image`).
 """
@@ -39,8 +50,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from rlvr.errors import SandboxError
-from rlvr.sandbox import engine, forkserver, harness
+from rlvr.errors import ConfigError, SandboxError
+from rlvr.sandbox import engine, forkserver, harness, outage
 from rlvr.sandbox.base import ExecutionResult, Limits, Program, result_of
 
 _FRAME = struct.Struct(">BxxxI")  # Docker's multiplexed stream: stream id, 3 pad bytes, size
@@ -53,6 +64,10 @@ class _Lost(Exception):
 
 class _HostTimeout(Exception):
     """The harness did not answer in time."""
+
+
+DEFAULT_OUTAGE_BUDGET_S = 60.0
+_ENGINE_DOWN = (SandboxError, _Lost, _HostTimeout)  # what an outage probe raises while still down
 
 
 @dataclass(frozen=True)
@@ -200,18 +215,26 @@ class DockerSandbox:
     (idle containers kept per limits shape), `pooled` (False: a fresh container per run),
     `base_url` (Docker host; default from the environment), `grace_s` (host-side slack past the
     program's own timeout), `startup_timeout_s`, `idle_exit_s` (a pooled container exits after
-    this long unused), `fork_server` (False: a new `python3` per program, about 15 ms slower).
-    The Docker client is created lazily, so the object pickles cheaply.
+    this long unused), `fork_server` (False: a new `python3` per program, about 15 ms slower),
+    `outage_budget_s` (how long runs wait for an engine that stopped answering before they fail
+    fast). The Docker client is created lazily, so the object pickles cheaply.
     """
+
+    _OPTIONS = ("image", "runtime", "pool_size", "pooled", "base_url", "grace_s",
+                "startup_timeout_s", "idle_exit_s", "fork_server", "outage_budget_s")
+    PROBE_TIMEOUT_S = 5.0  # an engine that does not answer a ping within this is not answering
 
     def __init__(self, image: str = engine.DEFAULT_IMAGE, runtime: str = "auto",
                  pool_size: int = 2, pooled: bool = True, base_url: str | None = None,
                  grace_s: float = 3.0, startup_timeout_s: float = 30.0,
-                 idle_exit_s: float = 3600.0, fork_server: bool = True):
+                 idle_exit_s: float = 3600.0, fork_server: bool = True,
+                 outage_budget_s: float = DEFAULT_OUTAGE_BUDGET_S):
+        if outage_budget_s < 0:
+            raise ConfigError(f"sandbox outage_budget_s must be >= 0, not {outage_budget_s}")
         self.image, self.runtime, self.pool_size, self.pooled = image, runtime, pool_size, pooled
         self.base_url, self.grace_s = base_url, grace_s
         self.startup_timeout_s, self.idle_exit_s = startup_timeout_s, idle_exit_s
-        self.fork_server = fork_server
+        self.fork_server, self.outage_budget_s = fork_server, outage_budget_s
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -219,18 +242,18 @@ class DockerSandbox:
         self._runtime: str | None = None
         self._idle: dict[_Shape, list[_Container]] = {}
         self._busy: set[_Container] = set()
+        self._shapes: set[_Shape] = set()  # every shape run so far: rebuilt after an outage
         self._lock = threading.Lock()
+        self._outage = outage.Outage("Docker", self.outage_budget_s)
         self._pid = os.getpid()
         self._instance = uuid.uuid4().hex
         self.started = 0  # containers started by this object (for tests and benchmarks)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()
-                if k in ("image", "runtime", "pool_size", "pooled", "base_url", "grace_s",
-                         "startup_timeout_s", "idle_exit_s", "fork_server")}
+        return {k: v for k, v in self.__dict__.items() if k in self._OPTIONS}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"outage_budget_s": DEFAULT_OUTAGE_BUDGET_S, **state})
         self._reset_state()
 
     # ---- engine ---------------------------------------------------------------------------
@@ -238,7 +261,9 @@ class DockerSandbox:
     def _engine(self):
         if self._pid != os.getpid():  # a forked child must not share the parent's containers
             self._reset_state()
-        if self._api is None:
+        if self._outage.down:  # no new work while the engine is down: wait for it (bounded)
+            self._outage.wait(self._reconnect, _ENGINE_DOWN + engine.engine_errors())
+        if self._api is None:  # the first connection is not waited for: no engine is a set-up error
             api = engine.connect(self.base_url)
             engine.check_image(api, self.image)
             self._runtime = engine.pick_runtime(api, self.runtime)
@@ -247,41 +272,98 @@ class DockerSandbox:
             atexit.register(_close_at_exit, weakref.ref(self))
         return self._api
 
+    def _probe(self):
+        """A fresh connection with a short timeout (`SandboxError` when the engine does not answer)."""
+        version = self._api.api_version if self._api is not None else None
+        return engine.connect(self.base_url, timeout_s=self.PROBE_TIMEOUT_S, version=version)
+
+    def _answering(self) -> bool:
+        """Whether the engine answers a ping now."""
+        try:
+            self._probe()
+        except SandboxError:
+            return False
+        return True
+
+    def _reconnect(self) -> None:
+        """The outage probe: connect, check the image, rebuild the warm pool. Raises while the
+        engine is still down (`SandboxError`, engine errors, a container that cannot start)."""
+        self._probe()  # answers quickly: now connect with the usual timeout for API calls
+        api = engine.connect(self.base_url, version=self._api.api_version if self._api else None)
+        engine.check_image(api, self.image)
+        with self._lock:
+            stale = [c for idle in self._idle.values() for c in idle]
+            self._idle = {}
+        for container in stale:  # dead with the old engine, or orphaned: remove, never reuse
+            container.api = api
+            container.close()
+        self._api = api
+        if self.pooled:
+            for shape in list(self._shapes):
+                self._fill(shape)
+
     @property
     def runtime_in_use(self) -> str:
         self._engine()
         return self._runtime or "default"
 
     def _acquire(self, shape: _Shape) -> _Container:
-        api = self._engine()
-        with self._lock:
-            idle = self._idle.get(shape, [])
-            while idle:
-                container = idle.pop()
-                if container.alive():
-                    self._busy.add(container)
-                    return container
-                container.close()
-        try:
-            container = _Container.start(api, self.image, shape, self._runtime, self.idle_exit_s,
-                                         self.startup_timeout_s, self._instance, self.fork_server)
-        except (_Lost, _HostTimeout) as exc:
-            raise SandboxError(f"sandbox container failed to start: {exc}") from exc
-        except engine.engine_errors() as exc:
-            raise SandboxError(f"Docker engine failed to start a sandbox container: {exc}") from exc
+        """An idle container of `shape`, else a new one. When starting one fails because the
+        engine stopped answering, wait for it (the outage budget) and try again."""
+        self._shapes.add(shape)
+        for attempt in range(3):
+            api = self._engine()
+            container = self._take_idle(shape)
+            if container is not None:
+                return container
+            try:
+                return self._start(api, shape)
+            except (_Lost, _HostTimeout) + engine.engine_errors() as exc:
+                state = self._engine_state()
+                if attempt < 2 and self._outage.down:
+                    continue  # wait for the engine (the outage budget), then try again
+                raise SandboxError(f"Docker engine failed to start a sandbox container: {exc}; "
+                                   f"{state}") from exc
+        raise AssertionError("unreachable")
+
+    def _start(self, api, shape: _Shape) -> _Container:
+        container = _Container.start(api, self.image, shape, self._runtime, self.idle_exit_s,
+                                     self.startup_timeout_s, self._instance, self.fork_server)
         with self._lock:
             self.started += 1
             self._busy.add(container)
         return container
 
+    def _take_idle(self, shape: _Shape) -> _Container | None:
+        """A live idle container of `shape`, marked busy (tracked before it leaves the idle list,
+        so an interrupt at any point cannot lose it from `close()`)."""
+        with self._lock:
+            idle = self._idle.get(shape, [])
+            while idle:
+                container = idle[-1]
+                self._busy.add(container)
+                idle.pop()
+                if container.alive():
+                    return container
+                self._busy.discard(container)
+                container.close()
+        return None
+
+    def _fill(self, shape: _Shape) -> None:
+        """Start idle containers of `shape` up to `pool_size` (engine errors propagate)."""
+        while len(self._idle.get(shape, [])) < self.pool_size:
+            self._release(self._start(self._api, shape), reuse=True)
+
     def _release(self, container: _Container, reuse: bool) -> None:
         with self._lock:
-            self._busy.discard(container)
             idle = self._idle.setdefault(container.shape, [])
             if reuse and self.pooled and len(idle) < self.pool_size:
-                idle.append(container)
+                idle.append(container)  # listed idle before it stops being busy: never untracked
+                self._busy.discard(container)
                 return
         container.close()
+        with self._lock:
+            self._busy.discard(container)
 
     # ---- the protocol ---------------------------------------------------------------------
 
@@ -291,16 +373,15 @@ class DockerSandbox:
                    "collect": list(program.collect), "python": "python3",
                    "limits": {"timeout_s": limits.timeout_s, "output_bytes": limits.output_bytes,
                               "file_mb": limits.disk_mb}}
-        start = time.monotonic()
         try:
             reply = container.request(request, limits.timeout_s + self.grace_s)
-        except _HostTimeout:
+        except (_HostTimeout, _Lost) as exc:
             self._release(container, reuse=False)
-            return ExecutionResult(None, "", "", timed_out=True, wall_s=time.monotonic() - start)
-        except _Lost as exc:
-            self._release(container, reuse=False)
-            raise SandboxError(f"sandbox container {container.id[:12]} was lost mid-run "
-                               f"({exc}); {self._engine_state()}") from exc
+            what = ("did not answer within the run's limit plus grace "
+                    f"({limits.timeout_s + self.grace_s:.1f} s)" if isinstance(exc, _HostTimeout)
+                    else f"was lost mid-run ({exc})")
+            raise SandboxError(f"sandbox container {container.id[:12]} {what}; "
+                               f"{self._engine_state()}") from exc
         except BaseException:  # interrupted: the container's state is unknown, never reuse it
             self._release(container, reuse=False)
             raise
@@ -312,11 +393,12 @@ class DockerSandbox:
         return result_of(reply)
 
     def _engine_state(self) -> str:
-        try:
-            self._api.ping()
-        except engine.engine_errors():
-            return "the Docker engine is not answering"
-        return "the Docker engine is up; the container died"
+        """Whether the engine answers, for an error message; an engine that does not answer
+        starts an outage, so the next runs wait for it instead of failing."""
+        if not self._outage.down and self._answering():
+            return "the Docker engine is up; the container died"
+        self._outage.begin()
+        return f"the Docker engine is not answering (for {self._outage.down_for_s():.0f} s)"
 
     def warm(self, limits: Limits, count: int | None = None) -> None:
         """Start idle containers for `limits` ahead of the first run (up to `pool_size`)."""
@@ -330,7 +412,7 @@ class DockerSandbox:
         if self._pid != os.getpid():
             return
         with self._lock:
-            containers = [c for idle in self._idle.values() for c in idle] + list(self._busy)
+            containers = {c for idle in self._idle.values() for c in idle} | self._busy
             self._idle, self._busy = {}, set()
         for container in containers:
             container.close()

@@ -1,7 +1,9 @@
 """`rlvr sandbox doctor`: check that the Docker sandbox works and that its limits really hold.
 
 Each check is one line of the report: the engine answers, the image exists, which runtime is used
-(gVisor `runsc` or the default), and then probes run through a real `DockerSandbox`: the program
+(gVisor `runsc` or the default), what an engine restart does (`live-restore`: whether containers
+survive it) and the sandbox's outage budget (how long runs wait for an engine that stopped
+answering; both informational), and then probes run through a real `DockerSandbox`: the program
 runs as an unprivileged user with no capabilities and `no-new-privileges`, has no network, cannot
 write the root filesystem, is killed at its time limit, is stopped by the memory, pids, disk and
 output limits, and a warm run costs tens of milliseconds. A check that cannot run is reported as
@@ -100,9 +102,9 @@ def _probes(limits: Limits) -> list[Probe]:
 
 
 def run_checks(image: str = engine.DEFAULT_IMAGE, runtime: str = "auto",
-               base_url: str | None = None) -> list[Check]:
+               base_url: str | None = None, outage_budget_s: float | None = None) -> list[Check]:
     """Every check, in order; stops after the first one that makes the rest meaningless."""
-    from rlvr.sandbox.docker import DockerSandbox
+    from rlvr.sandbox.docker import DEFAULT_OUTAGE_BUDGET_S, DockerSandbox
     from rlvr.sandbox.image import image_exists
 
     checks: list[Check] = []
@@ -122,8 +124,11 @@ def run_checks(image: str = engine.DEFAULT_IMAGE, runtime: str = "auto",
     except ConfigError as exc:
         return checks + [Check("runtime", False, str(exc))]
     checks.append(Check("runtime", True, chosen or "default (runc; gVisor runsc not installed)"))
+    budget_s = DEFAULT_OUTAGE_BUDGET_S if outage_budget_s is None else outage_budget_s
+    checks += _outage_checks(api, budget_s)
     limits = Limits(timeout_s=10)
-    with DockerSandbox(image=image, runtime=runtime, base_url=base_url, pool_size=1) as sandbox:
+    with DockerSandbox(image=image, runtime=runtime, base_url=base_url, pool_size=1,
+                       outage_budget_s=budget_s) as sandbox:
         for name, source, probe_limits, judge in _probes(limits):
             try:
                 ok, detail = judge(sandbox.run(Program(source), probe_limits))
@@ -134,6 +139,17 @@ def run_checks(image: str = engine.DEFAULT_IMAGE, runtime: str = "auto",
     leftovers = engine.our_containers(api, mine_only=True)
     checks.append(Check("nothing left behind", not leftovers, f"{len(leftovers)} containers left"))
     return checks
+
+
+def _outage_checks(api, budget_s: float) -> list[Check]:
+    """What an engine restart does to running sandboxes, and how long runs wait for the engine."""
+    live = bool(api.info().get("LiveRestoreEnabled"))
+    restore = ("on: containers keep running while the engine restarts" if live else
+               "off: an engine restart kills running containers (their items become "
+               "SandboxError, masked and counted; the warm pool is rebuilt)")
+    budget = (f"{budget_s:g} s (sandbox option outage_budget_s): runs wait this long for an engine "
+              "that stopped answering, then fail fast")
+    return [Check("engine restarts (live-restore)", True, restore), Check("outage budget", True, budget)]
 
 
 def _overhead(sandbox, limits: Limits, runs: int = 10) -> Check:

@@ -37,8 +37,9 @@ ENGINE_FIX = ("start the Docker engine (for example 'sudo systemctl start docker
               "a security boundary")
 
 
-def connect(base_url: str | None = None, timeout_s: float = 60.0):
-    """A low-level Docker API client, checked with a ping; `SandboxError` with the fix if not."""
+def connect(base_url: str | None = None, timeout_s: float = 60.0, version: str | None = None):
+    """A low-level Docker API client, checked with a ping; `SandboxError` with the fix if not.
+    `version` (an API version this engine spoke before) saves the round trip that asks for it."""
     try:
         import docker
         from docker.errors import DockerException
@@ -46,9 +47,9 @@ def connect(base_url: str | None = None, timeout_s: float = 60.0):
         raise SandboxError("the Docker SDK for Python is missing: pip install 'docker>=7'") from exc
     try:
         if base_url:
-            api = docker.APIClient(base_url=base_url, timeout=timeout_s, version="auto")
+            api = docker.APIClient(base_url=base_url, timeout=timeout_s, version=version or "auto")
         else:
-            api = docker.from_env(timeout=timeout_s).api
+            api = docker.from_env(timeout=timeout_s, version=version or "auto").api
         api.ping()
     except (DockerException, OSError) as exc:
         where = base_url or os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")

@@ -1,16 +1,7 @@
-"""Fixtures of the sandbox tests. Docker tests skip, naming the reason, only when no engine or no
-sandbox image is reachable; CI provides both (it runs `rlvr sandbox build-image` first)."""
+"""Fixtures of the sandbox tests (`docker_ready`, which skips, or fails under
+RLVR_REQUIRE_DOCKER=1, when no engine or image is reachable, is in `tests/conftest.py`)."""
 
 import pytest
-
-from rlvr.sandbox import engine
-
-
-@pytest.fixture(scope="session")
-def docker_ready() -> None:
-    reason = engine.unavailable_reason()
-    if reason:
-        pytest.skip(f"Docker sandbox unavailable: {reason}")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,8 @@
 """Helpers of the sandbox tests: what a run could have left on the host."""
 
 import os
+import socket
+import time
 
 from rlvr.sandbox import engine
 
@@ -11,6 +13,20 @@ OTHER_PROCESSES = ("import os\nprint([p for p in os.listdir('/proc') if p.isdigi
 
 def leftover_containers() -> list:
     return engine.our_containers(engine.connect(), mine_only=True)
+
+
+def containers_of(pids, wait_s: float = 10.0) -> list:
+    """rlvr containers owned by any of `pids` (on this host), after up to `wait_s` for the engine
+    to finish removing them."""
+    api = engine.connect()
+    owners = {f"{socket.gethostname()}:{pid}" for pid in pids}
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = [c for c in engine.our_containers(api)
+                if (c.get("Labels") or {}).get(engine.OWNER_LABEL) in owners]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
 
 
 def sandbox_processes_on_host() -> list[int]:

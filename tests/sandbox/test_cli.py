@@ -6,6 +6,7 @@ import pytest
 
 from rlvr.cli import main
 
+
 @pytest.mark.docker
 def test_build_image_is_a_no_op_when_the_image_exists(docker_ready, capsys):
     assert main(["sandbox", "build-image"]) == 0
@@ -19,6 +20,17 @@ def test_doctor_reports_every_check_passing(docker_ready, capsys):
     assert all(c["ok"] for c in checks.values())
     assert {"engine", "image", "runtime", "no network", "memory limit (swap off)", "pids limit",
             "nothing left behind"} <= set(checks)
+
+
+@pytest.mark.docker
+def test_doctor_reports_live_restore_and_the_outage_budget(docker_ready, capsys):
+    from rlvr.sandbox import engine
+
+    assert main(["sandbox", "doctor", "--json", "--outage-budget-s", "45"]) == 0
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    live = engine.connect().info()["LiveRestoreEnabled"]
+    assert checks["engine restarts (live-restore)"]["detail"].startswith("on" if live else "off")
+    assert checks["outage budget"]["detail"].startswith("45 s (sandbox option outage_budget_s)")
 
 
 @pytest.mark.docker
