@@ -20,8 +20,6 @@ from sandbox_helpers import OTHER_PROCESSES
 LIMITS = Limits(timeout_s=5, memory_mb=256, pids=32, disk_mb=16)
 
 
-
-
 @pytest.mark.docker
 def test_policy_inside_the_container(docker_sandbox):
     source = textwrap.dedent("""
@@ -57,10 +55,13 @@ def test_runs_do_not_see_each_others_files_or_processes(docker_ready):
 
 @pytest.mark.docker
 def test_a_dirty_container_is_replaced_not_reused(docker_ready):
+    # a System V shared-memory segment outlives its creator (files outside the run dir cannot be
+    # written at all: the program's Landlock domain forbids it)
+    plant = "import ctypes\nprint(ctypes.CDLL(None).shmget(0, 4096, 0o1600))"
     with DockerSandbox(pool_size=1) as sandbox:
-        sandbox.run(Program("open('/dev/shm/planted', 'w').write('x')"), LIMITS)
-        seen = sandbox.run(Program("import os\nprint(os.listdir('/dev/shm'))"), LIMITS)
-        assert seen.stdout.strip() == "[]" and sandbox.started == 2
+        assert sandbox.run(Program(plant), LIMITS).stdout.strip().isdigit()
+        seen = sandbox.run(Program("print(open('/proc/sysvipc/shm').read().count(chr(10)))"), LIMITS)
+        assert seen.stdout.strip() == "1" and sandbox.started == 2  # the header line alone
 
 
 @pytest.mark.docker
@@ -88,8 +89,20 @@ def test_fresh_container_mode_starts_one_per_run(docker_ready):
         assert sandbox.leftovers() == []  # each removed after its run
 
 
+@pytest.fixture()
+def sigint_raises_keyboard_interrupt():
+    """Python turns SIGINT into KeyboardInterrupt only when SIGINT was not ignored at start-up; a
+    process started in the background of a non-interactive shell (CI scripts, `nohup`, `cmd &`)
+    inherits SIGINT ignored, and the signal then does nothing. Install Python's handler for the
+    test, whatever this process inherited, and put back what was there."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.docker
-def test_keyboard_interrupt_mid_run_removes_the_container(docker_ready):
+def test_keyboard_interrupt_mid_run_removes_the_container(docker_ready,
+                                                           sigint_raises_keyboard_interrupt):
     sandbox = DockerSandbox(pool_size=1)
     sandbox.run(Program("pass"), LIMITS)  # warm
     timer = threading.Timer(0.5, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT))
@@ -164,3 +177,18 @@ def test_without_the_fork_server_runs_are_isolated_too(docker_ready):
         quick = Limits(timeout_s=0.5, memory_mb=256, pids=32, disk_mb=16)
         assert sandbox.run(Program("import time\ntime.sleep(9)"), quick).timed_out
         assert sandbox.started == 1
+
+
+@pytest.mark.parametrize("required", ["", "1"])
+def test_ci_turns_a_missing_engine_into_a_failure_not_a_skip(tmp_path, required):
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
+           "RLVR_REQUIRE_DOCKER": required}
+    test = f"{__file__}::test_pool_reuses_one_container_for_many_runs"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                          env=env, capture_output=True, text=True, timeout=120)
+    if required:
+        assert proc.returncode == 1 and "1 error" in proc.stdout  # fails in its set-up
+        assert "RLVR_REQUIRE_DOCKER is set" in proc.stdout
+        assert "no Docker engine reachable" in proc.stdout
+    else:
+        assert proc.returncode == 0 and "1 skipped" in proc.stdout
