@@ -40,7 +40,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from rlvr.errors import ConfigError, JudgeError, RlvrError, VerifierError
+from rlvr.errors import (BadReferenceError, ConfigError, InfraError, JudgeError, RlvrError,
+                         VerifierError)
 from rlvr.judges.base import Judge, JudgeQuestion, make_judge, prompt_text
 from rlvr.judges.cache import JudgeCache, cache_key
 from rlvr.judges.injection import addresses_grader
@@ -66,7 +67,7 @@ class _Plan:
     detail: dict[str, str] = field(default_factory=dict)
     injection: str | None = None
     status: str | None = None  # set when decided before the judge (gate_failed, grader_injection)
-    error: RlvrError | None = None
+    error: InfraError | None = None
     judge_calls: int = 0
     pending: list[tuple[Item, str]] = field(default_factory=list)  # judge items not cached: (item, key)
 
@@ -158,13 +159,13 @@ class RubricVerifier:
         return result
 
     def verify_batch(self, problems: Sequence[Problem], completions: Sequence[Completion],
-                     ) -> list[Verdict | RlvrError]:
+                     ) -> list[Verdict | InfraError | BadReferenceError]:
         """One result per pair, in order: a `Verdict`, or the error of that pair (`JudgeError`
         and other `InfraError`s, `BadReferenceError` for a malformed rubric). All judge calls of
-        the batch are in flight together."""
+        the batch are in flight together. A `ConfigError` is raised, not returned."""
         if len(problems) != len(completions):
             raise ValueError("problems and completions differ in length")
-        plans: list[_Plan | Verdict | RlvrError] = [
+        plans: list[_Plan | Verdict | InfraError | BadReferenceError] = [
             _guarded(self._prepare, p, p, c) for p, c in zip(problems, completions)]
         self._ask_judge([p for p in plans if isinstance(p, _Plan)])
         return [_guarded(self._verdict, p.problem, p) if isinstance(p, _Plan) else p for p in plans]
@@ -280,9 +281,11 @@ class RubricVerifier:
             plan.judge_calls += 1
             try:
                 answers = future.result()
-            except RlvrError as exc:  # JudgeError and any other typed error of the judge
+            except InfraError as exc:  # JudgeError: this pair is masked, never scored 0
                 plan.error = plan.error or exc
                 continue
+            except RlvrError:  # a configuration error (httpx missing, ...): stops the batch
+                raise
             except Exception:  # noqa: BLE001 - a judge bug is infra, never a score
                 plan.error = plan.error or VerifierError(
                     f"problem {plan.problem.id}: the judge crashed:\n{traceback.format_exc(limit=6)}")
@@ -325,11 +328,14 @@ class RubricVerifier:
 def _guarded(step: Any, problem: Problem, *args: Any) -> Any:
     """`step(*args)`, or the error it raised as a value: one pair's failure never stops a batch.
     Like the verifier pool: hostile text that exhausts memory or recursion is the model's failure
-    (reward 0, status `resource_limit`); an untyped exception is a verifier bug (`VerifierError`)."""
+    (reward 0, status `resource_limit`); an untyped exception is a verifier bug (`VerifierError`).
+    A `ConfigError` (judge items but no judge) is the run's, not the pair's: it propagates."""
     try:
         return step(*args)
-    except RlvrError as exc:
+    except (InfraError, BadReferenceError) as exc:
         return exc
+    except RlvrError:
+        raise
     except (MemoryError, RecursionError) as exc:
         return Verdict(0.0, False, "resource_limit", {"error": type(exc).__name__})
     except Exception:  # noqa: BLE001 - reported as infra with its traceback, never a 0
@@ -337,8 +343,6 @@ def _guarded(step: Any, problem: Problem, *args: Any) -> Any:
                              f"{traceback.format_exc(limit=8)}")
 
 
-def _bad_reference(problem: Problem, message: str) -> RlvrError:
-    from rlvr.errors import BadReferenceError
-
+def _bad_reference(problem: Problem, message: str) -> BadReferenceError:
     return BadReferenceError(f"problem {problem.id}: rubric: {message}", problem_id=problem.id,
                              verifier="rubric")
