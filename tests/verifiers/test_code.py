@@ -280,7 +280,7 @@ def test_runner_falls_back_to_its_source_where_the_bytecode_format_differs():
 
 def test_results_cross_only_as_bounded_plain_data(verifier):
     tests = [{"input": [1, 2], "output": 3}]
-    for body, why in (("return [1] * (3 << 20)", "over"), ("x = []\n    for _ in range(200):\n        x = [x]\n"
+    for body, why in (("return ['x' * 1000] * 9000", "over"), ("x = []\n    for _ in range(200):\n        x = [x]\n"
                                                           "    return x", "deeply"),
                       ("return iter([3])", "not plain data"), ("return 10 ** 5000", "")):
         verdict = verifier.verify(problem(tests, "function"), Completion(block(f"def add(a, b):\n    {body}")))

@@ -18,18 +18,22 @@ or a script that defines its own checking function and calls it) get their cases
 Everything else in the script runs as written, in the test process, beside the prompt's code and
 never beside the candidate's.
 
-It does not judge anything and does not decide which names are the candidate's (the test
-process does, from what the candidate's code defines).
+`Plan.names` lists the names the script reads that are not builtins: in the test process, each of
+them that the prompt's code does not define becomes a proxy of the candidate's function of that
+name, which the script's own definitions (and imports, `from m import *` included) then replace
+as they run. It does not judge anything.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import copy
 from dataclasses import dataclass
 
 from rlvr.verifiers.code.runner import CANDIDATE, CASE_HOOK
 
+_BUILTINS = frozenset(dir(builtins))
 _ERROR = "__rlvr_error__"
 _NOT_CASES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
 
@@ -42,6 +46,7 @@ class ScriptError(ValueError):
 class Plan:
     script: str  # the script with its cases wrapped, as run by the test process
     lines: tuple[int, ...]  # the line of each case in the original script
+    names: tuple[str, ...]  # names the script reads, not builtins: proxies where nothing else binds them
 
     @property
     def cases(self) -> int:
@@ -117,4 +122,5 @@ def plan(test_source: str, entry_point: str | None) -> Plan:
     if not lines:
         raise ScriptError("no statement of the test script runs an assert")
     module = ast.fix_missing_locations(ast.Module(body, type_ignores=[]))
-    return Plan(ast.unparse(module), tuple(lines))
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return Plan(ast.unparse(module), tuple(lines), tuple(sorted(names - _BUILTINS)))

@@ -15,9 +15,9 @@ Two processes, one boundary between them:
   candidate's code, and answers calls: a function name and arguments in, a value or an exception
   out.
 
-In the test process every function the candidate defines that the tests need (the entry point,
-and any name neither the prompt, the script nor the builtins define) is a proxy that sends the
-call's arguments as tagged plain data and decodes the reply: only None, bool, int, float, str,
+In the test process the entry point, and every name the test script reads that neither the
+script, the prompt's code nor the builtins define, is a proxy of the candidate's function of that
+name: it sends the call's arguments as tagged plain data and decodes the reply: only None, bool, int, float, str,
 bytes, complex, list, tuple, dict, set and frozenset of exactly those types, nested at most
 `MAX_DEPTH` deep, at most `MAX_MESSAGE_BYTES` long, parsed as JSON (no pickle, no eval). An
 exception of the candidate's becomes one of a few builtin exception types (by name) or
@@ -53,7 +53,6 @@ import types
 HEADER = struct.Struct(">I")
 MAX_MESSAGE_BYTES = 8 << 20
 MAX_DEPTH = 100
-MAX_NAMES = 1000
 KEEP_OUTPUT_BYTES = 16 << 10
 CASE_HOOK = "__rlvr_case__"
 CANDIDATE = "__rlvr_candidate__"
@@ -226,14 +225,12 @@ def _load(source):
 
         traceback.print_exc()
         return module, {"load_error": describe(exc)}
-    names = [k for k, v in list(module.__dict__.items())
-             if type(k) is str and not k.startswith("__") and callable(v)]
-    return module, {"names": names[:MAX_NAMES]}
+    return module, {"loaded": True}
 
 
 def _call(module, name, args, kwargs):
     try:
-        function = module.__dict__[name] if module is not None else None
+        function = module.__dict__.get(name) if module is not None else None
         if function is None:
             raise NameError("name %r is not defined" % name)
         args, kwargs = decode(args), decode(kwargs)
@@ -260,10 +257,26 @@ class Candidate:
             os.close(fd)
         os.set_blocking(self.call_fd, False)
         self.pending, self.output, self.output_bytes = bytearray(), bytearray(), 0
-        self.gone = None
+        self.gone = self.load_error = None
+        self.loading = False
 
-    def ask(self, request):
-        """Send one request and wait for its reply, draining the candidate's output meanwhile."""
+    def load(self, source):
+        """Ask the candidate process to load `source`; its reply is read before the first call's
+        (`loaded`), so loading overlaps with the test process's own start."""
+        self.send({"op": "load", "source": source})
+        self.loading = True
+
+    def loaded(self):
+        """Whether the candidate's code loaded; `load_error` says why not."""
+        if self.loading:
+            self.loading = False
+            reply = self.receive()
+            if reply.get("loaded") is not True:
+                self.load_error = str(reply.get("load_error", "malformed reply"))[:500]
+        return self.load_error is None
+
+    def send(self, request):
+        """Write one request, draining the candidate's output meanwhile."""
         if self.gone:
             raise CandidateError(self.gone)
         data = memoryview(_frame(request))
@@ -276,6 +289,8 @@ class Candidate:
                     continue
                 except OSError:
                     self._lose("the program exited")
+
+    def receive(self):
         while True:
             if len(self.pending) >= HEADER.size:
                 size = HEADER.unpack(self.pending[:HEADER.size])[0]
@@ -324,8 +339,10 @@ class Candidate:
 
     def proxy(self, name):
         def proxy(*args, **kwargs):
-            reply = self.ask({"op": "call", "name": name, "args": encode(list(args)),
-                              "kwargs": encode(kwargs)})
+            self.send({"op": "call", "name": name, "args": encode(list(args)),
+                       "kwargs": encode(kwargs)})
+            self.loaded()  # the load's reply comes first
+            reply = self.receive()
             if "value" in reply:
                 try:
                     return decode(reply["value"])
@@ -342,7 +359,13 @@ class Candidate:
 
 
 def _undumpable():
-    """No ptrace, no /proc/PID/mem or fd access by the same-uid candidate process."""
+    """No ptrace, no /proc/PID/mem or fd access by the same-uid candidate process. A fork of the
+    sandbox's zygote already is (the kernel then gives its /proc entries to root)."""
+    try:
+        if os.getuid() != 0 and os.stat("/proc/self/mem").st_uid == 0:
+            return True
+    except OSError:
+        pass
     try:
         import ctypes
 
@@ -355,18 +378,6 @@ class _Stop(BaseException):
     """A case failed and the verdict is all or nothing: the rest need not run."""
 
 
-def _load_candidate(candidate, config, report):
-    reply = candidate.ask({"op": "load", "source": config["solution"]})
-    if "load_error" in reply:
-        report({"load_error": str(reply["load_error"])[:500]})
-        return None
-    names = reply.get("names")
-    if type(names) is not list:
-        raise CandidateError("the program sent a malformed reply")
-    return [n for n in names[:MAX_NAMES] if type(n) is str and n.isidentifier()
-            and not n.startswith("__")]
-
-
 def run_script(candidate, config, report):
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     try:
@@ -374,12 +385,9 @@ def run_script(candidate, config, report):
     except BaseException as exc:  # the prompt's own code: a reference that cannot be read
         report({"reference_error": "the prompt's code raised " + describe(exc)})
         return
-    names = _load_candidate(candidate, config, report)
-    if names is None:
-        return
     entry = config.get("entry_point")
-    for name in names:
-        if name == entry or (name not in namespace and not hasattr(builtins, name)):
+    for name in config.get("names", []):  # what the script uses and neither it nor the prompt defines
+        if name not in namespace and not hasattr(builtins, name):
             namespace[name] = candidate.proxy(name)
     if entry:
         namespace[entry] = namespace[CANDIDATE] = candidate.proxy(entry)
@@ -403,8 +411,6 @@ def run_script(candidate, config, report):
 
 
 def run_calls(candidate, config, report):
-    if _load_candidate(candidate, config, report) is None:
-        return
     function = candidate.proxy(config["entry_point"])
     for case in config["cases"]:
         try:
@@ -429,7 +435,10 @@ def main():
         if not undumpable and sys.platform.startswith("linux"):
             report({"infra_error": "the test process cannot make itself undumpable"})
             return 1
+        candidate.load(config["solution"])
         (run_calls if config.get("mode") == "function" else run_script)(candidate, config, report)
+        if not candidate.loaded():
+            report({"load_error": candidate.load_error})
     except CandidateError as exc:
         report({"script_error": describe(exc)})
     finally:
