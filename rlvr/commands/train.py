@@ -8,6 +8,7 @@ writes over an old one without --overwrite).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 TAKES_OVERRIDES = True  # unknown --section.key=value arguments arrive as args.overrides
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     check_trackers(config.log.report_to)
     from rlvr.checkpoint import prepare_run_dir  # imports torch: after the one-second checks
 
-    prepare_run_dir(config.output_dir, resume=bool(args.resume), overwrite=args.overwrite)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun rank 0 alone prepares (and writes)
+        prepare_run_dir(config.output_dir, resume=bool(args.resume), overwrite=args.overwrite)
     from rlvr.train import train
 
     train(config, resume=bool(args.resume))
