@@ -22,16 +22,16 @@ unknown here), grade working or proofs, or give partial credit.
 
 from __future__ import annotations
 
+import functools
 import re
+import traceback
 from typing import Any
 
-from sympy.core.sympify import SympifyError
-from sympy.polys.polyerrors import BasePolynomialError
-
-from rlvr.errors import ConfigError, DataError
+from rlvr.errors import BadReferenceError, ConfigError
 from rlvr.types import Completion, Problem, Verdict
-from rlvr.verifiers.math.equivalence import Tolerance, equivalent
-from rlvr.verifiers.math.extract import MAX_ANSWER_CHARS, extract_answer, extract_reference
+from rlvr.verifiers.math.equivalence import COMPUTE_ERRORS, Tolerance, equivalent
+from rlvr.verifiers.math.extract import (MAX_ANSWER_CHARS, AmbiguousAnswer, extract_answer,
+                                         extract_reference)
 from rlvr.verifiers.math.normalize import normalize
 from rlvr.verifiers.math.parse import parse_answer, text_key
 from rlvr.verifiers.math.values import Choice, Text, UnparsableAnswer, Value
@@ -39,9 +39,8 @@ from rlvr.verifiers.math.values import Choice, Text, UnparsableAnswer, Value
 __all__ = ["MathVerifier"]
 
 _INFO_CHARS = 200
-_SYMPY_ERRORS = (TypeError, ValueError, ArithmeticError, NotImplementedError, SympifyError,
-                 BasePolynomialError)
-_LABELLED_CHOICE = re.compile(r"^(?:\\text\{)?\(([A-J])\)\}?\s*(\S.*)$")
+_DECIMAL_COMMA = re.compile(r"^[-+]?(?:0,\d+|\d+,0\d+)$")  # `0,111`, `3,05`: not a list
+_LABELLED_CHOICE = re.compile(r"^(?:\\text\{)?\(([A-J])\)\}?\s*([^\s}].*)$")
 _OTHER_CHOICE = re.compile(r"\(\s*[A-J]\s*\)|(?<![A-Za-z\\])[A-J](?![A-Za-z])")
 _CHOICE_IN_TEXT = re.compile(
     r"^(?:\\text\{)?\s*(?:(?:option|choice|answer)\s*:?\s*)?\(?\s*([A-J])\s*\)?(?=[\s.:)}]|$)", re.I)
@@ -73,11 +72,25 @@ class MathVerifier:
                         Completion(text))
 
     def verify(self, problem: Problem, completion: Completion) -> Verdict:
-        reference = problem.reference.get("answer")
-        if reference is None or not str(reference).strip():
-            raise DataError(f"problem {problem.id}: the math verifier needs reference['answer']")
-        gold_text = normalize(extract_reference(str(reference)))
-        found = extract_answer(completion.text, last_number=self.last_number_fallback)
+        gold_text, gold = _read_reference(problem)
+        try:
+            verdict = self._judge(gold_text, gold, completion.text)
+        except (MemoryError, RecursionError):
+            raise  # the pool's resource limits: `resource_limit`
+        except Exception as exc:  # noqa: BLE001 - see "Errors" in the module docstring
+            return Verdict(0.0, False, "verifier_error", {
+                "reference": gold_text[:_INFO_CHARS], "error": f"{type(exc).__name__}: {exc!s:.200}",
+                "where": _where(exc)})
+        if verdict is None:  # the reference has no value, and the answer is not spelled like it
+            raise BadReferenceError(f"problem {problem.id}: cannot read the reference answer "
+                                    f"{gold_text[:80]!r}: {gold}", problem_id=problem.id,
+                                    verifier="math")
+        return verdict
+
+    def _judge(self, gold_text: str, gold: Value | str, text: str) -> Verdict | None:
+        """The verdict, or None when only a readable reference could decide (`gold` is then
+        the reason it cannot be read)."""
+        found = extract_answer(text, last_number=self.last_number_fallback)
         if found is None:
             return Verdict(0.0, False, "no_answer", {"reference": gold_text[:_INFO_CHARS]})
         info: dict[str, Any] = {"extracted": found.text[:_INFO_CHARS], "how": found.how,
@@ -87,15 +100,11 @@ class MathVerifier:
         pred_text = normalize(found.text)
         if pred_text.replace(" ", "") == gold_text.replace(" ", ""):
             return Verdict(1.0, True, "correct", info)
+        if isinstance(gold, str):
+            return None
         labelled = _LABELLED_CHOICE.match(gold_text)  # `(B) 5`: the letter or the value
-        if labelled:
-            if _special_case(Choice(labelled.group(1)), pred_text):
-                return Verdict(1.0, True, "correct", info)
-            gold_text = labelled.group(2)
-        try:
-            gold = parse_answer(gold_text)
-        except UnparsableAnswer as exc:
-            return Verdict(0.0, False, "unparsable_reference", {**info, "reason": str(exc)})
+        if labelled and _special_case(Choice(labelled.group(1)), pred_text):
+            return Verdict(1.0, True, "correct", info)
         special = _special_case(gold, pred_text)
         if special is not None:
             return _verdict(special, info)
@@ -105,9 +114,47 @@ class MathVerifier:
             return Verdict(0.0, False, "unparsable", {**info, "reason": str(exc)})
         try:
             return _verdict(equivalent(gold, pred, self._tol), info)
-        except _SYMPY_ERRORS as exc:  # sympy refusing an operation on what the model wrote
+        except COMPUTE_ERRORS as exc:  # sympy refusing an operation on what the model wrote
             reason = f"cannot compare: {type(exc).__name__}: {exc!s:.120}"
             return Verdict(0.0, False, "unparsable", {**info, "reason": reason})
+
+
+def _read_reference(problem: Problem) -> tuple[str, Value | str]:
+    """The reference's normalised answer and its value, or the reason it has no value (then
+    only an answer spelled exactly like it can be judged). `BadReferenceError` when there is no
+    answer or no single answer (boxes that cannot be combined)."""
+    reference = problem.reference.get("answer")
+    if reference is None or not str(reference).strip():
+        raise BadReferenceError(f"problem {problem.id}: the math verifier needs reference['answer']",
+                                problem_id=problem.id, verifier="math")
+    try:
+        return _reference_value(str(reference))
+    except AmbiguousAnswer as exc:
+        raise BadReferenceError(f"problem {problem.id}: {exc}", problem_id=problem.id,
+                                verifier="math") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _reference_value(reference: str) -> tuple[str, Value | str]:
+    """`(normalised answer, value)`, or `(normalised answer, reason)` when it cannot be read
+    (cached: a reference is read once per worker, not once per sample)."""
+    gold_text = normalize(extract_reference(reference))
+    if _DECIMAL_COMMA.match(gold_text):
+        return gold_text, "a decimal comma or a list of two numbers? write 0.5 or 0, 5"
+    labelled = _LABELLED_CHOICE.match(gold_text)
+    try:
+        return gold_text, parse_answer(labelled.group(2) if labelled else gold_text)
+    except UnparsableAnswer as exc:
+        return gold_text, str(exc)
+
+
+def _where(exc: BaseException) -> str:
+    """`file.py:line in function` of the innermost frame, for the `verifier_error` info."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"
 
 
 def _special_case(gold: Value, pred_text: str) -> bool | None:

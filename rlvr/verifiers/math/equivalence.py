@@ -21,207 +21,68 @@ It does not simplify symbolically beyond what probing decides, and has no notion
 
 from __future__ import annotations
 
-import cmath
-import random
-from dataclasses import dataclass
-
 import sympy
 from sympy.core.function import AppliedUndef
 
-from rlvr.verifiers.math.values import (Choice, IntervalValue, Items, MatrixValue, Relation, Scalar,
-                                        Text, Value)
+from rlvr.verifiers.math.numeric import (COMPUTE_ERRORS, Tolerance, closed_equal, expressions_equal,
+                                         numeric_value, symbolic_equal)
 
-PROBE_DIGITS = 30
-EXACT_REL_TOL = 1e-20  # two closed exact values agreeing to 20 digits (of 30 computed) are equal
-PROBE_REL_TOL = 1e-12  # expressions with variables, probed in double precision
-MIN_ROUNDED_DECIMALS = 3  # `3.14` does not accept pi, `1.732` accepts sqrt(3)
+from rlvr.verifiers.math.values import (Choice, Clock, IntervalValue, Items, MatrixValue, Relation,
+                                        Scalar, Text, Value)
 
-
-@dataclass(frozen=True)
-class Tolerance:
-    rel_tol: float = 1e-6
-    probe_points: int = 6
-    seed: int = 1234
-
-
-def _numeric(expr: sympy.Basic) -> complex | None:
-    """A high-precision value of a closed expression, or None if it has none (nan, zoo)."""
-    try:
-        value = sympy.N(expr, PROBE_DIGITS)
-    except (TypeError, ValueError, ArithmeticError, RecursionError, AttributeError):
-        return None
-    if not value.is_number or value.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
-        return None
-    try:
-        result = complex(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return result if cmath.isfinite(result) else None  # beyond float range: no value to compare
-
-
-def _close(a: complex, b: complex, rel_tol: float) -> bool:
-    scale = max(abs(a), abs(b), 1e-300)
-    return abs(a - b) <= rel_tol * scale or abs(a - b) <= rel_tol * 1e-3
-
-
-def _rounds_to(gold: Scalar, pred_value: complex, pred: Scalar) -> bool:
-    """A rounded decimal reference accepts a more precise prediction that rounds to it."""
-    if not gold.approx or gold.decimals < MIN_ROUNDED_DECIMALS or abs(pred_value.imag) > 0:
-        return False
-    if pred.approx and pred.decimals < gold.decimals + 2:
-        return False
-    g = _numeric(gold.expr)
-    if g is None:
-        return False
-    half_ulp = 0.5 * 10 ** (-gold.decimals)
-    return abs(pred_value.real - g.real) <= half_ulp * (1 + 1e-9)
-
-
-def closed_equal(a: sympy.Basic, b: sympy.Basic, approx: bool, tol: Tolerance) -> bool:
-    """Equality of two expressions without free symbols."""
-    if a == b:
-        return True
-    a, b = _evaluated(a), _evaluated(b)
-    if a == b:
-        return True
-    if a.is_Rational and b.is_Rational and not approx:
-        return False
-    if a.is_infinite or b.is_infinite:
-        return False
-    va, vb = _numeric(a), _numeric(b)
-    if va is None or vb is None:
-        return False
-    return _close(va, vb, tol.rel_tol if approx else EXACT_REL_TOL)
-
-
-def _evaluated(expr: sympy.Basic) -> sympy.Basic:
-    """`2^{100}`, `5!` as exact integers (their size is bounded by the parser's guards)."""
-    try:
-        return expr.doit() if expr.has(sympy.Pow, sympy.factorial, sympy.binomial) else expr
-    except (TypeError, ValueError, ArithmeticError, RecursionError, AttributeError):
-        return expr
-
-
-_FLOAT_FUNCTIONS = {sympy.sin: cmath.sin, sympy.cos: cmath.cos, sympy.tan: cmath.tan,
-                    sympy.exp: cmath.exp, sympy.log: cmath.log, sympy.asin: cmath.asin,
-                    sympy.acos: cmath.acos, sympy.atan: cmath.atan, sympy.sinh: cmath.sinh,
-                    sympy.cosh: cmath.cosh, sympy.tanh: cmath.tanh, sympy.Abs: abs,
-                    sympy.cot: lambda z: 1 / cmath.tan(z), sympy.sec: lambda z: 1 / cmath.cos(z),
-                    sympy.csc: lambda z: 1 / cmath.sin(z)}
-
-
-class _NoFloatValue(ValueError):
-    """The expression holds a node that the double-precision evaluator does not know."""
-
-
-def _float_value(expr: sympy.Basic, point: dict) -> complex:
-    """`expr` at `point` in double precision, walking the tree (no code is generated)."""
-    if expr.is_Symbol:
-        return point[expr]
-    if expr.is_Number or expr.is_NumberSymbol or expr is sympy.I:
-        return complex(expr)
-    args = [_float_value(a, point) for a in expr.args]
-    if expr.is_Add:
-        return sum(args)
-    if expr.is_Mul:
-        value = 1 + 0j
-        for a in args:
-            value *= a
-        return value
-    if expr.is_Pow:
-        base, exponent = args
-        if exponent.imag == 0 and exponent.real == int(exponent.real):
-            return base ** int(exponent.real)
-        return base ** exponent
-    function = _FLOAT_FUNCTIONS.get(expr.func)
-    if function is None or len(args) != 1:
-        raise _NoFloatValue(str(expr.func))
-    return complex(function(args[0]))
-
-
-def _probe_value(expr: sympy.Basic, point: dict) -> complex | None:
-    try:
-        value = _float_value(expr, {s: complex(v) for s, v in point.items()})
-    except _NoFloatValue:
-        try:
-            return _numeric(expr.xreplace(point))
-        except (TypeError, ValueError, ArithmeticError):  # `\\int` over a number, ...
-            return None
-    except (ZeroDivisionError, OverflowError, ValueError, TypeError):
-        return None
-    return value if cmath.isfinite(value) else None
-
-
-def symbolic_equal(a: sympy.Basic, b: sympy.Basic, approx: bool, tol: Tolerance) -> bool:
-    """Equality of expressions with variables, by probing at random points."""
-    if a == b:
-        return True
-    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
-    if not symbols:
-        return closed_equal(a, b, approx, tol)
-    if not (a.free_symbols <= b.free_symbols or b.free_symbols <= a.free_symbols):
-        return False  # `x + 1` and `y + 1`; `x - x + 1` and `1` are left to probing
-    rng = random.Random(tol.seed)
-    if not _agree_at_points(a, b, symbols, rng, 1, approx, tol):
-        return False
-    if _agree_at_points(a, b, symbols, rng, -1, approx, tol):
-        return True
-    # They agree for positive values only: `log(xy)` vs `log x + log y` is accepted (identities
-    # that hold on the natural domain), `|x|` vs `x` is not.
-    return (a.has(sympy.log) or b.has(sympy.log) or any(
-        p.exp.is_Rational and not p.exp.is_Integer for p in (a.atoms(sympy.Pow) | b.atoms(sympy.Pow))))
-
-
-def _agree_at_points(a: sympy.Basic, b: sympy.Basic, symbols: list, rng: random.Random, sign: int,
-                     approx: bool, tol: Tolerance) -> bool:
-    """Whether `a` and `b` agree at random points whose coordinates have the given sign."""
-    agreeing = 0
-    for _ in range(tol.probe_points * 2):
-        point = {s: sympy.Rational(sign * rng.randint(31, 270), 100) for s in symbols}
-        va, vb = _probe_value(a, point), _probe_value(b, point)
-        if va is None or vb is None:
-            continue
-        if not _close(va, vb, tol.rel_tol if approx else PROBE_REL_TOL):
-            return False
-        agreeing += 1
-        if agreeing >= tol.probe_points:
-            return True
-    return agreeing >= min(3, tol.probe_points) or sign < 0 and agreeing == 0
-
-
-def expressions_equal(a: sympy.Basic, b: sympy.Basic, approx: bool, tol: Tolerance) -> bool:
-    if a.free_symbols or b.free_symbols:
-        return symbolic_equal(a, b, approx, tol)
-    return closed_equal(a, b, approx, tol)
-
-
-def _scaled(s: Scalar) -> sympy.Basic:
-    return s.expr * sympy.Rational(s.unit.factor) if s.unit is not None else s.expr
-
+__all__ = ["COMPUTE_ERRORS", "Tolerance", "equivalent", "scalars_equal", "intervals_equal"]
 
 def scalars_equal(gold: Scalar, pred: Scalar, tol: Tolerance) -> bool:
     """Numbers and expressions, with units, percent and degree signs taken into account."""
-    if gold.unit is not None and pred.unit is not None:
-        if gold.unit.dimension != pred.unit.dimension:
-            return False
-        g, p = _scaled(gold), _scaled(pred)
+    if (gold.unit is None) != (pred.unit is None) or gold.unit is None:
+        g_scale, p_scale = sympy.Integer(1), sympy.Integer(1)
+    elif gold.unit.dimension != pred.unit.dimension:
+        return False
     else:
-        g, p = gold.expr, pred.expr
-    approx = gold.approx or pred.approx
-    candidates = [(g, p)]
+        g_scale, p_scale = sympy.Rational(gold.unit.factor), sympy.Rational(pred.unit.factor)
+    candidates = [(g_scale, p_scale)]
     if gold.percent != pred.percent:
-        candidates.append((g / 100 if gold.percent else g, p / 100 if pred.percent else p))
+        candidates.append((g_scale / 100 if gold.percent else g_scale,
+                           p_scale / 100 if pred.percent else p_scale))
     if gold.degrees != pred.degrees:  # the one in degrees, in radians
         radians = sympy.pi / 180
-        candidates.append((g * radians if gold.degrees else g, p * radians if pred.degrees else p))
-    for a, b in candidates:
-        if expressions_equal(a, b, approx, tol):
-            return True
-        if gold.approx and not (a.free_symbols or b.free_symbols):
-            vb = _numeric(b)
-            if vb is not None and _rounds_to(Scalar(a, True, gold.decimals), vb, pred):
-                return True
-    return False
+        candidates.append((g_scale * radians if gold.degrees else g_scale,
+                           p_scale * radians if pred.degrees else p_scale))
+    return any(_scaled_equal(gold, pred, gs, ps, tol) for gs, ps in candidates)
+
+
+def _ulp(value: Scalar, scale: sympy.Basic) -> sympy.Basic:
+    """The unit in the place of the last digit written (`2.50`: 0.01), times `scale`."""
+    return sympy.Rational(1, 10) ** value.decimals * scale
+
+
+def _scaled_equal(gold: Scalar, pred: Scalar, g_scale: sympy.Basic, p_scale: sympy.Basic,
+                  tol: Tolerance) -> bool:
+    """The precision rule. A decimal reference is read at the precision it is written with: a
+    short one (`2.5`) is exact and accepts equal values only; one that may be a rounding
+    (`1.732`, three places or more) accepts an exact value that rounds to it and a decimal
+    that does and is written to at least two more places. An exact reference (`0`, `1/3`,
+    `\\sqrt{2}`) accepts a decimal within `rel_tol` only when it has no exact decimal
+    expansion at the places the prediction wrote: `0` never accepts `3e-8`, `5/2` never
+    accepts `2.5000004`, `1/3` accepts `0.3333333`."""
+    a, b = gold.expr * g_scale, pred.expr * p_scale
+    approx = gold.approx or pred.approx
+    if not approx or a.free_symbols or b.free_symbols:
+        return expressions_equal(a, b, approx, tol)
+    if closed_equal(a, b, False, tol):
+        return True
+    va, vb = numeric_value(a), numeric_value(b)
+    if va is None or vb is None:
+        return False
+    if gold.approx:
+        g_ulp = _ulp(gold, g_scale)
+        if not gold.rounded or pred.approx and bool(_ulp(pred, p_scale) * 100 > g_ulp):
+            return False
+        return abs(vb - va) <= float(g_ulp) / 2 * (1 + 1e-9)
+    places = a / _ulp(pred, p_scale)  # the exact reference in units of the prediction's last digit
+    if places.is_Rational and places.is_Integer:
+        return False  # the prediction could have been written exactly and was not
+    return abs(vb - va) <= tol.rel_tol * max(abs(va), abs(vb))
 
 
 def _unordered(gold: tuple, pred: tuple, tol: Tolerance) -> bool:
@@ -263,22 +124,47 @@ def _as_interval(value: Value) -> IntervalValue | None:
     return None
 
 
+_FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
+
+
+def _linear(expr: sympy.Basic) -> tuple[sympy.Symbol, sympy.Basic, sympy.Basic] | None:
+    """`(x, k, c)` when `expr` is `k*x + c` with one variable and real numbers k != 0 and c."""
+    if len(expr.free_symbols) != 1 or expr.has(sympy.Abs):
+        return None
+    (symbol,) = expr.free_symbols
+    try:
+        poly = expr.as_poly(symbol)
+    except COMPUTE_ERRORS:
+        return None
+    if poly is None or poly.degree() != 1:
+        return None
+    k, c = poly.all_coeffs()
+    if not (k.is_number and c.is_number and k.is_extended_real and c.is_extended_real) or k == 0:
+        return None
+    return symbol, k, c
+
+
 def _half_line(rel: Relation) -> IntervalValue | None:
+    """`x > 3`, `3 < x`, `-x > -1`, `2x + 1 \\le 7`, `|x| < 2` as an interval of their variable."""
     lhs, rhs, op = rel.lhs, rel.rhs, rel.op
     if not isinstance(rhs, Scalar) or op not in ("<", "<=", ">", ">="):
         return None
-    if not lhs.expr.is_Symbol and rhs.expr.is_Symbol:
-        lhs, rhs, op = rhs, lhs, {"<": ">", ">": "<", "<=": ">=", ">=": "<="}[op]
+    if not lhs.expr.free_symbols and rhs.expr.free_symbols:
+        lhs, rhs, op = rhs, lhs, _FLIPPED[op]
     if rhs.expr.free_symbols:
         return None
     if isinstance(lhs.expr, sympy.Abs) and lhs.expr.args[0].is_Symbol and op[0] == "<":
         return IntervalValue(Scalar(-rhs.expr), rhs, op == "<=", op == "<=")  # |x| < c
-    if not lhs.expr.is_Symbol:
+    linear = _linear(lhs.expr - rhs.expr)
+    if linear is None:
         return None
-    inf = Scalar(sympy.oo)
+    _, k, c = linear
+    bound = rhs if lhs.expr.is_Symbol else Scalar(-c / k)  # keeps how a bare `x > 2.5` wrote it
+    if k.is_negative:
+        op = _FLIPPED[op]
     if op[0] == ">":
-        return IntervalValue(rhs, inf, op == ">=", False)
-    return IntervalValue(Scalar(-sympy.oo), rhs, False, op == "<=")
+        return IntervalValue(bound, Scalar(sympy.oo), op == ">=", False)
+    return IntervalValue(Scalar(-sympy.oo), bound, False, op == "<=")
 
 
 def intervals_equal(g: IntervalValue, p: IntervalValue, tol: Tolerance) -> bool:
@@ -287,26 +173,59 @@ def intervals_equal(g: IntervalValue, p: IntervalValue, tol: Tolerance) -> bool:
 
 
 def _solution_value(value: Value) -> Value:
-    """`x = 3` / `3 = x` -> `3`, `x \\in S` -> `S`, and `6/2 = 3` (a worked value) -> `3`."""
+    """`x = 3` / `3 = x` -> `3`, `x \\in S` -> `S`, and `6/2 = 3` (a worked value) -> `3`.
+
+    The side given a name is a label: a variable, `f(x)`, `|AB|`, `AB`, a ratio `V_1:V_2` or a
+    tuple of labels `(p, q)`. A number is never a label: `7 = 11a + c` is an equation."""
     if not isinstance(value, Relation) or value.op not in ("=", "in"):
         return value
     lhs, rhs = value.lhs, value.rhs
-    if isinstance(lhs, Scalar) and _is_variable(lhs.expr):
+    if _is_label(lhs):
         return rhs
-    if value.op == "=" and isinstance(rhs, Scalar) and _is_variable(rhs.expr):
+    if value.op == "=" and _is_label(rhs):
         return lhs
-    if value.op == "=" and isinstance(lhs, Scalar) and not lhs.expr.free_symbols:
+    if value.op == "=" and _is_closed(lhs) and _is_closed(rhs):
         return rhs
     return value
+
+
+def _is_closed(value: Value) -> bool:
+    return isinstance(value, Scalar) and not value.expr.free_symbols
 
 
 def _is_membership(value: Value) -> bool:
     return isinstance(value, Relation) and value.op == "in" and _solution_value(value) is not value
 
 
-def _is_variable(expr: sympy.Basic) -> bool:
-    """`x`, or `f(x)` / `g(x, y)`: a name the answer is given for."""
-    return expr.is_Symbol or isinstance(expr, AppliedUndef) and all(a.is_Symbol for a in expr.args)
+def _is_label(value: Value) -> bool:
+    """A name an answer is given for: `x`, `f(x)`, `AB`, `|AB|`, `V_1:V_2`, `(p, q)`."""
+    if isinstance(value, Items):
+        return value.kind in ("tuple", "pair") and all(_is_label(v) for v in value.items)
+    return (isinstance(value, Scalar) and value.unit is None and not value.percent
+            and _is_name(value.expr))
+
+
+def _is_name(expr: sympy.Basic) -> bool:
+    if expr.is_Symbol:
+        return True
+    if isinstance(expr, AppliedUndef):
+        return all(a.is_Symbol for a in expr.args)
+    if isinstance(expr, sympy.Abs):
+        return _is_name(expr.args[0])
+    if expr.is_Mul:
+        return all(_is_name(a) for a in expr.args)
+    if expr.is_Pow:  # the denominator of a ratio
+        return expr.exp == -1 and _is_name(expr.base)
+    return False
+
+
+def _labelled_values(value: Value) -> tuple | None:
+    """`p = 3, q = 2` -> `(3, 2)`: a list whose items all give a labelled value."""
+    if not isinstance(value, Items) or value.kind != "list":
+        return None
+    if not all(isinstance(v, Relation) and v.op == "=" and _is_label(v.lhs) for v in value.items):
+        return None
+    return tuple(v.rhs for v in value.items)
 
 
 def _flat(value: Value) -> tuple | None:
@@ -339,22 +258,30 @@ def _relations_equal(g: Relation, p: Relation, tol: Tolerance) -> bool:
     if gi is not None and pi is not None:
         same_var = g.lhs == p.lhs or not (isinstance(g.lhs, Scalar) and isinstance(p.lhs, Scalar))
         return intervals_equal(gi, pi, tol) and (same_var or _var(g) == _var(p))
-    flipped = Relation({"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(p.op, p.op), p.rhs, p.lhs)
+    flipped = Relation(_FLIPPED.get(p.op, p.op), p.rhs, p.lhs)
     return any(q.op == g.op and equivalent(g.lhs, q.lhs, tol) and equivalent(g.rhs, q.rhs, tol)
                for q in (p, flipped))
 
 
 def _var(rel: Relation) -> sympy.Basic | None:
-    """The variable a relation constrains: `x` in `x > 3`, `3 < x`, `|x| \\le 3`."""
+    """The variable a relation constrains: `x` in `x > 3`, `3 < x`, `|x| \\le 3`, `-x > -1`."""
     for side in (rel.lhs, rel.rhs):
         if isinstance(side, Scalar):
             expr = side.expr.args[0] if isinstance(side.expr, sympy.Abs) else side.expr
             if expr.is_Symbol:
                 return expr
+    if isinstance(rel.lhs, Scalar) and isinstance(rel.rhs, Scalar):
+        linear = _linear(rel.lhs.expr - rel.rhs.expr)
+        return linear[0] if linear else None
     return None
 
 
 def _items_equal(g: Items, p: Value, tol: Tolerance) -> bool:
+    for ordered, labelled in ((g, p), (p, g)):  # `(3, 2)` and `p = 3, q = 2`
+        values = _labelled_values(labelled)
+        if values is not None and isinstance(ordered, Items) and ordered.kind in ("tuple", "pair"):
+            return _ordered(ordered.items, values, tol) if ordered is g else \
+                _ordered(values, ordered.items, tol)
     if not isinstance(p, Items):
         if len(g.items) == 1 and g.kind in ("set", "list"):
             return equivalent(g.items[0], p, tol)  # {3} vs 3
@@ -400,6 +327,9 @@ def equivalent(gold: Value, pred: Value, tol: Tolerance) -> bool:
             gi, pi = _as_interval(g), _as_interval(p)
             return gi is not None and pi is not None and intervals_equal(gi, pi, tol)
         return equivalent(g, p, tol)
+    if isinstance(g, Clock) or isinstance(p, Clock):  # `12:00` is a time, not 12/0
+        return (isinstance(g, Clock) and isinstance(p, Clock) and bool(g.hours & p.hours)
+                and (g.minutes, g.seconds) == (p.minutes, p.seconds))
     if isinstance(g, Relation) or isinstance(p, Relation):
         gi, pi = _as_interval(g), _as_interval(p)
         return gi is not None and pi is not None and intervals_equal(gi, pi, tol)

@@ -17,6 +17,7 @@ still bounds time and memory from outside; these guards make the common hostile 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy
@@ -64,36 +65,58 @@ def _signed(sign: str, value: Fraction) -> Fraction:
     return -value if sign == "-" else value
 
 
-def parse_number(text: str) -> tuple[sympy.Rational, bool, int] | None:
-    """`(exact value, written as a decimal, decimal places)` for a plain number, else None."""
+ROUNDED_PLACES = 3  # `1.732` may be a rounding of sqrt(3); `2.5` and `0.25` are exact values
+ROUNDED_MANTISSA_PLACES = 2  # `6.02 \\times 10^{23}` (3 significant digits) may be a rounding
+
+
+@dataclass(frozen=True)
+class Number:
+    """A plain number: its exact value, whether a decimal was written, the decimal place of its
+    last written digit (`2.50`: 2, `6.02e23`: -21) and whether it may be a rounding."""
+
+    value: sympy.Rational
+    approx: bool = False
+    decimals: int = 0
+    rounded: bool = False
+
+
+def _decimal(sign: str, digits: str) -> Number:
+    places = decimals_written(digits)
+    return Number(sympy.Rational(_signed(sign, Fraction(digits))), "." in digits, places,
+                  places >= ROUNDED_PLACES)
+
+
+def parse_number(text: str) -> Number | None:
+    """The `Number` a plain number spells (`42`, `-3.5`, `2e5`, `\\frac{3}{4}`, ...), else None."""
     s = text.strip()
     if m := _NUM.match(s):
-        return (sympy.Rational(_signed(m.group(1), Fraction(m.group(2)))), "." in m.group(2),
-                decimals_written(m.group(2)))
+        return _decimal(m.group(1), m.group(2))
     if m := _FRAC.match(s):
         sign = "-" if (m.group(1) == "-") != (m.group(2) == "-") else ""
         if int(m.group(4)) == 0:
             return None
-        return sympy.Rational(_signed(sign, Fraction(int(m.group(3)), int(m.group(4))))), False, 0
+        return Number(sympy.Rational(_signed(sign, Fraction(int(m.group(3)), int(m.group(4))))))
     if m := _SLASH.match(s):
         if int(m.group(3)) == 0:
             return None
-        return sympy.Rational(_signed(m.group(1), Fraction(int(m.group(2)), int(m.group(3))))), False, 0
+        return Number(sympy.Rational(_signed(m.group(1), Fraction(int(m.group(2)), int(m.group(3))))))
     if m := _MIXED.match(s):
         num, den = (m.group(3), m.group(4)) if m.group(3) else (m.group(5), m.group(6))
         if int(den) == 0 or int(num) >= int(den):
             return None
         value = int(m.group(2)) + Fraction(int(num), int(den))
-        return sympy.Rational(_signed(m.group(1), value)), False, 0
+        return Number(sympy.Rational(_signed(m.group(1), value)))
     if m := _SCI.match(s):
-        value = Fraction(m.group(2)) * Fraction(10) ** int(m.group(3))
-        # decimal places of a mantissa say nothing about absolute rounding: 0, not len(digits)
-        return sympy.Rational(_signed(m.group(1), value)), "." in m.group(2), 0
+        exponent, mantissa_places = int(m.group(3)), decimals_written(m.group(2))
+        value = Fraction(m.group(2)) * Fraction(10) ** exponent
+        # the last written digit of `6.02e23` is in the 10^21 place: precision is relative
+        return Number(sympy.Rational(_signed(m.group(1), value)), "." in m.group(2),
+                      mantissa_places - exponent, mantissa_places >= ROUNDED_MANTISSA_PLACES)
     if m := _REPEAT.match(s):
         whole, fixed, rep = m.group(2) or "0", m.group(3), m.group(4)
         value = Fraction(int(whole)) + Fraction(int(fixed or "0"), 10 ** len(fixed))
         value += Fraction(int(rep), (10 ** len(rep) - 1) * 10 ** len(fixed))
-        return sympy.Rational(_signed(m.group(1), value)), False, 0
+        return Number(sympy.Rational(_signed(m.group(1), value)))
     return None
 
 
@@ -120,6 +143,9 @@ def check_size(text: str) -> None:
         deepest = max(deepest, depth)
     if deepest > MAX_NESTING:
         raise UnparsableAnswer(f"nested deeper than {MAX_NESTING}")
+    plain = text.replace("\\{", "").replace("\\}", "")
+    if plain.count("{") != plain.count("}") or depth != 0:  # the grammar would fail, slowly
+        raise UnparsableAnswer("unbalanced brackets")
     if re.search(r"\\(?:underbrace|overbrace|underset|overset|stackrel)", text):
         raise UnparsableAnswer("braces above/below an expression")
     if re.search(rf"\d{{{MAX_DIGITS + 1},}}", text):

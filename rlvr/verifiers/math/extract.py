@@ -1,12 +1,23 @@
 """Find the final answer in a completion (or in a reference solution).
 
-Where an answer is looked for, in order:
-1. the last `<answer>...</answer>` block (a `\\boxed{}` or an "answer is" phrase inside it
-   wins; a sentence with a single number gives that number);
-2. the last `\\boxed{...}` / `\\fbox{...}` (nested braces are matched; `\\boxed 5` works too);
-3. a GSM8K `#### 42` line;
-4. the last "the (final) answer is ..." / "Final answer: ..." phrase, up to the end of its sentence;
-5. only when asked for (`last_number=True`): the last number written anywhere.
+Which marker wins, in a completion:
+1. the last `<answer>...</answer>` block, whatever else the text holds (a `\\boxed{}` or an
+   "answer is" phrase inside it wins; a sentence with a single number gives that number);
+2. else the marker that comes *last* among: the last group of `\\boxed{...}` / `\\fbox{...}`,
+   a GSM8K `#### 42` line, and an explicit "final answer" phrase ("The final answer is 12",
+   "Final Answer: 12"): a model that boxes an intermediate value and then states its final
+   answer is graded on the final statement. A final-answer phrase that reads as prose ("the
+   final answer is what we found above") does not override a box;
+3. else the last "the answer is ..." phrase, up to the end of its sentence ("12. I hope it is
+   correct." ends after `12`);
+4. only when asked for (`last_number=True`): the last number written anywhere.
+
+Several boxes: boxes joined only by connectors (`,`, `;`, "and", "or", math delimiters and
+labels such as `x =`) form one group, and a group of several distinct boxes is one answer, the
+list of their contents (`\\boxed{1}` and `\\boxed{-2}` reads as `1, -2`). Boxes separated by
+other text are earlier, intermediate answers: the last group is the answer. A *reference* whose
+distinct boxes do not form one group is ambiguous (`AmbiguousAnswer`): which of them is the
+answer cannot be known, so it is reported, never chosen silently.
 
 Only a bounded tail of the text is scanned (`MAX_SCAN_CHARS`): answers come last, and a hostile
 100k-character completion costs linear time at most. This module does not normalise or judge the
@@ -20,21 +31,37 @@ from dataclasses import dataclass
 
 MAX_SCAN_CHARS = 50_000  # tail of the completion that is searched for an answer
 MAX_ANSWER_CHARS = 2_000  # a longer extracted answer is not parsed (status "unparsable")
+MAX_BOXES = 64  # boxes beyond this many (from the end) are not looked at
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\s*(\{)?")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 _GSM8K = re.compile(r"####\s*([^\n]+)")
 _ANSWER_PHRASE = re.compile(
     r"(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is|=|:)|final\s+answer\s*[:=]?)\s*[:]?\s*", re.I)
-_SENTENCE_END = re.compile(r"(?<![\d\\])\.(?:\s|$)|\n\s*\n|\.\s*\$(?:\s|$)")
+_FINAL_PHRASE = re.compile(r"final\s+answer", re.I)
+# A sentence ends at a full stop followed by a capital letter, a new paragraph or the end; not
+# after `\.`, and not inside `3.5` or after an abbreviation followed by a lower-case word.
+_SENTENCE_END = re.compile(
+    r"(?<!\\)\.(?=\s*$|\s+[A-Z(\\]|\s*\n)|(?<![\d\\])\.(?=\s)|\n\s*\n|\.\s*\$(?:\s|$)")
 _WORDS = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 _REASON = re.compile(r",?\s+(?:because|since|as|which|where|so that)\s", re.I)  # `4 because ...`
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?")
+_CONNECTOR = re.compile(
+    r"(?:\s|\$|\\[()\[\]]|[,;&~]|\\[,;:! ]|\\q?quad\b|\\text\s*\{\s*(?:and|or|,)?\s*\}|\band\b|\bor\b"
+    r"|\([a-z]\)|(?:\\?[A-Za-z]+(?:_\{?\w+\}?)?'?|\([A-Za-z, ]+\))\s*(?:=|:)(?!=))*", re.I)
+MAX_CONNECTOR_CHARS = 60
+_PROSE_WORDS = 4  # a final-answer phrase with this many words is prose, not an answer
+
+
+class AmbiguousAnswer(ValueError):
+    """A reference whose boxes cannot be combined into one answer."""
 
 
 @dataclass(frozen=True)
 class Extraction:
-    """An extracted answer and how it was found (`boxed`, `answer_tag`, `gsm8k`, `phrase`, ...)."""
+    """An extracted answer and how it was found (`boxed`, `boxes`, `answer_tag`, `gsm8k`,
+    `final_phrase`, `phrase`, `last_number`). `boxes` is a group of several boxes whose contents
+    are joined into one list in `text`."""
 
     text: str
     how: str
@@ -54,41 +81,90 @@ def braced_end(text: str, open_pos: int) -> int | None:
     return None
 
 
-def last_boxed(text: str) -> str | None:
-    """The content of the last complete `\\boxed{...}` or `\\fbox{...}` in `text`."""
-    for m in reversed(list(_BOX_START.finditer(text))):
+def _boxes(text: str) -> list[tuple[int, int, str]]:
+    """`(start, end, content)` of the last `MAX_BOXES` complete boxes, in text order."""
+    found = []
+    for m in reversed(list(_BOX_START.finditer(text))[-MAX_BOXES:]):
         if m.group(1) is None:  # `\boxed 5`: one token after a space
             token = re.match(r"\s*([^\s$]+)", text[m.end():])
             if token:
-                return token.group(1)
+                found.append((m.start(), m.end() + token.end(), token.group(1)))
             continue
         end = braced_end(text, m.end() - 1)
-        if end is not None:
-            return text[m.end():end - 1]
-    return None
+        if end is not None and not any(start < end for start, _, _ in found[-1:]):
+            found.append((m.start(), end, text[m.end():end - 1]))
+    return found[::-1]
 
 
-def _phrase_answer(text: str) -> str | None:
-    matches = list(_ANSWER_PHRASE.finditer(text))
-    for m in reversed(matches):
+def last_boxed(text: str) -> str | None:
+    """The content of the last complete `\\boxed{...}` or `\\fbox{...}` in `text`."""
+    boxes = _boxes(text)
+    return boxes[-1][2] if boxes else None
+
+
+def _joined(between: str) -> bool:
+    """Whether the text between two boxes only connects them (`, `, ` and `, `$ or $x = `)."""
+    if len(between) > MAX_CONNECTOR_CHARS:
+        return False
+    return _CONNECTOR.fullmatch(between) is not None
+
+
+def _box_groups(text: str) -> list[list[tuple[int, int, str]]]:
+    """The boxes of `text` in groups of boxes joined only by connectors, in text order."""
+    groups: list[list[tuple[int, int, str]]] = []
+    for box in _boxes(text):
+        if groups and _joined(text[groups[-1][-1][1]:box[0]]):
+            groups[-1].append(box)
+        else:
+            groups.append([box])
+    return groups
+
+
+def _distinct(contents: list[str]) -> list[str]:
+    seen, kept = set(), []
+    for c in contents:
+        key = re.sub(r"\s+", "", c)
+        if key not in seen:
+            seen.add(key)
+            kept.append(c)
+    return kept
+
+
+def _group_answer(group: list[tuple[int, int, str]]) -> Extraction:
+    contents = _distinct([c for _, _, c in group])
+    if len(contents) == 1:
+        return Extraction(contents[0], "boxed")
+    return Extraction(", ".join(c.strip() for c in contents), "boxes")
+
+
+def _phrase_answer(text: str, final_only: bool = False) -> tuple[int, str] | None:
+    """`(position, answer)` of the last answer phrase with a non-empty answer."""
+    for m in reversed(list(_ANSWER_PHRASE.finditer(text))):
+        if final_only and not _FINAL_PHRASE.search(m.group(0)):
+            continue
         rest = text[m.end():m.end() + MAX_ANSWER_CHARS]
         end = _SENTENCE_END.search(rest)
         candidate = (rest[:end.start()] if end else rest.split("\n", 1)[0])
         candidate = _REASON.split(candidate, 1)[0].strip(" \t*_")
         if candidate:
-            return candidate
+            return m.start(), candidate
     return None
+
+
+def _is_prose(answer: str) -> bool:
+    plain = re.sub(r"\\text\s*\{[^{}]*\}", " ", answer)
+    return len(_WORDS.findall(plain)) >= _PROSE_WORDS
 
 
 def _tag_answer(inner: str) -> str:
     """The answer inside `<answer>` tags: a box, an "answer is" phrase, the one number of a
     sentence (`The value is 5`), or the whole content (`5`, `x = 5`, `Monday`, `5 apples`)."""
-    boxed = last_boxed(inner)
-    if boxed is not None:
-        return boxed
+    groups = _box_groups(inner)
+    if groups:
+        return _group_answer(groups[-1]).text
     phrase = _phrase_answer(inner)
     if phrase is not None:
-        return phrase
+        return phrase[1]
     numbers = _NUMBER.findall(inner)
     if len(_WORDS.findall(inner)) >= 2 and len(numbers) == 1 and "\\" not in inner:
         return numbers[0]
@@ -101,15 +177,22 @@ def extract_answer(text: str, last_number: bool = False) -> Extraction | None:
     tags = _ANSWER_TAG.findall(tail)
     if tags:
         return Extraction(_tag_answer(tags[-1]), "answer_tag")
-    boxed = last_boxed(tail)
-    if boxed is not None:
-        return Extraction(boxed, "boxed")
-    gsm = _GSM8K.findall(tail)
+    candidates: list[tuple[int, Extraction]] = []
+    groups = _box_groups(tail)
+    if groups:
+        candidates.append((groups[-1][0][0], _group_answer(groups[-1])))
+    gsm = list(_GSM8K.finditer(tail))
     if gsm:
-        return Extraction(gsm[-1].strip(), "gsm8k")
+        candidates.append((gsm[-1].start(), Extraction(gsm[-1].group(1).strip(), "gsm8k")))
+    final = _phrase_answer(tail, final_only=True)
+    if final is not None and not (candidates and _is_prose(final[1])):
+        if not _BOX_START.search(final[1]):  # `The final answer is $\boxed{5}$`: the box above
+            candidates.append((final[0], Extraction(final[1], "final_phrase")))
+    if candidates:
+        return max(candidates, key=lambda c: c[0])[1]
     phrase = _phrase_answer(tail)
     if phrase is not None:
-        return Extraction(phrase, "phrase")
+        return Extraction(phrase[1], "phrase")
     if last_number:
         numbers = _NUMBER.findall(tail)
         if numbers:
@@ -118,6 +201,17 @@ def extract_answer(text: str, last_number: bool = False) -> Extraction | None:
 
 
 def extract_reference(text: str) -> str:
-    """The answer inside a reference that may be bare (`42`), boxed, or a full worked solution."""
+    """The answer inside a reference that may be bare (`42`), boxed, or a full worked solution.
+
+    All of its boxes count: several distinct boxes must form one group (`\\boxed{1}` and
+    `\\boxed{-2}`), else `AmbiguousAnswer`.
+    """
+    groups = [g for g in _box_groups(text[-MAX_SCAN_CHARS:]) if g]
+    if len(groups) > 1:
+        contents = _distinct([c for g in groups for _, _, c in g])
+        last = _distinct([c for _, _, c in groups[-1]])
+        if len(contents) > len(last):
+            raise AmbiguousAnswer(f"the reference has {len(contents)} different boxes that are not "
+                                  "one answer (separated by text)")
     found = extract_answer(text)
     return text.strip() if found is None else found.text

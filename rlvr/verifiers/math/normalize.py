@@ -2,8 +2,10 @@
 
 The rewrites are purely textual and each one is safe on its own: unicode math symbols to LaTeX,
 math-mode delimiters and spacing commands removed, `\\dfrac`/`\\tfrac` to `\\frac`, `\\left`/
-`\\right` dropped, thousands separators (`1,234`, `1{,}234`, `1\\,234`) joined, `\\le`/`\\leq`/
-`≤` to one spelling, degree and percent signs to one marker each, a trailing full stop removed.
+`\\right` dropped, thousands separators (`1,234`, `1{,}234`, `14 {, }916`, `1,\\! 000`, `1\\,234`)
+joined (a comma is never a decimal separator, and `0,111` is not a thousands group: it stays a
+list for the parser), an approximation after an exact value dropped (`\\frac13 \\approx 0.333`),
+`\\le`/`\\leq`/`≤` to one spelling, degree and percent signs to one marker each, a trailing full stop removed.
 After this, two answers that differ only in spelling are usually equal as strings, which is the
 fast path of the verifier.
 
@@ -23,6 +25,7 @@ _UNICODE = {
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 
+_SEPARATOR_SPACING = re.compile(r"(?<=\d)(?:\s*\{\s*,\s*\}\s*|,\s*\\!\s*)(?=\d{3}(?!\d))")
 _DROP = re.compile(
     r"\\(?:displaystyle|textstyle|scriptstyle|left|right|bigl|bigr|Bigl|Bigr|big|Big|biggl|biggr"
     r"|bigg|Bigg|middle|limits|nolimits|mathrm(?=\{\\)|ensuremath)(?![a-zA-Z])"
@@ -60,11 +63,12 @@ _ALIASES = [
     (re.compile(r"(?<![\\a-zA-Z])sqrt\s*\(([^()]*)\)"), r"\\sqrt{\1}"),
     (re.compile(r"(?<![\\a-zA-Z])(pi|infty|infinity)(?![a-zA-Z])"), r"\\\1 "),
     (re.compile(r"\\infinity"), r"\\infty"),
-    (re.compile(r"(?<=\d)\{,\}(?=\d)"), ""),
     (re.compile(r"(?<=\d)\\,(?=\d{3}(?!\d))"), ""),
     (re.compile(r"(?<!\\)\\,|(?<!\\)\\ |~"), " "),
 ]
-_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:,\d{3})+|(?: \d{3})+)(?![\d,]|\.\d*,)")
+_THOUSANDS = re.compile(r"(?<![\d.,])([1-9]\d{0,2})((?:,\d{3})+|(?: \d{3})+)(?![\d,]|\.\d*,)")
+_APPROX = re.compile(r"\\approx(?![a-zA-Z])")
+_LABEL = re.compile(r"^\s*(?:[A-Za-z](?:_\{?\w+\}?)?'?|\\[A-Za-z]+)\s*(?:=\s*)?$")
 _DELIMS = re.compile(r"^\s*(?:\\\(|\\\[)|(?:\\\)|\\\])\s*$")
 _TRAILING = re.compile(r"[\s.;,]+$")
 _SPACES = re.compile(r"\s+")
@@ -78,11 +82,23 @@ def _join_thousands(text: str) -> str:
     return _THOUSANDS.sub(lambda m: m.group(1) + re.sub("[, ]", "", m.group(2)), text)
 
 
+def _drop_approximation(text: str) -> str:
+    """`x = \\frac13 \\approx 0.333` -> `x = \\frac13`: the exact value is the answer and the
+    decimal after it a comment; `x \\approx 0.333` and `\\approx 0.333` keep the decimal."""
+    m = _APPROX.search(text)
+    if m is None or text[:m.start()].count("{") != text[:m.start()].count("}"):
+        return text
+    left = text[:m.start()]
+    return text if _LABEL.match(left) or not left.strip() else left
+
+
 def normalize(text: str) -> str:
     """The canonical spelling of one extracted answer (see the module docstring)."""
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], text)
     s = _DELIMS.sub("", s.strip())
+    s = _SEPARATOR_SPACING.sub("", s)
     s = _DROP.sub("", s)
+    s = _drop_approximation(s)
     for pattern, repl in _ALIASES:
         s = pattern.sub(repl, s)
     s = _join_thousands(s)

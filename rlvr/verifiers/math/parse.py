@@ -18,10 +18,11 @@ import re
 
 import sympy
 
-from rlvr.verifiers.math.expression import decimals_written, parse_expression, parse_number
+from rlvr.verifiers.math.expression import (ROUNDED_PLACES, decimals_written, parse_expression,
+                                            parse_number)
 from rlvr.verifiers.math.units import split_unit
-from rlvr.verifiers.math.values import (Choice, IntervalValue, Items, MatrixValue, Relation, Scalar,
-                                        Text, UnparsableAnswer, Value)
+from rlvr.verifiers.math.values import (Choice, Clock, IntervalValue, Items, MatrixValue, Relation,
+                                        Scalar, Text, UnparsableAnswer, Value)
 
 MAX_PARSE_CHARS = 1_000  # each expression inside is further limited by `expression.check_size`
 MAX_ITEMS = 64
@@ -45,7 +46,10 @@ _FRACTION_WORDS = re.compile(
     r"(half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|eighths?|tenths?)$", re.I)
 _TEXT_NUMBER = re.compile(r"\\text\{((?:[^{}a-zA-Z\\]|\\[a-zA-Z]+)*)\}")  # `\text{5}`, `\text{\infty}`
 _REALS = {"\\mathbb{R}", "\\mathbb R", "\\R", "\\text{all real numbers}", "all real numbers"}
-_SEPARATORS = re.compile(r"\\text\{\s*(?:or|and|,)\s*\}|\s+(?:or|and)\s+|;")
+_SEPARATORS = re.compile(  # `1 or 2`, `19, 46, and 82`, `(11,7)or(7,11)`, `1 \\text{ and } 2`
+    r",?\s*\\text\{\s*(?:or|and|,)\s*\}|,?\s+(?:or|and)\s+|(?<=[)\]}])\s*(?:or|and)\s*(?=[(\[\\])|;")
+_CLOCK = re.compile(r"^(\d{1,2}):([0-5]\d)(?::([0-5]\d))?\s*(?:\\text\{\s*)?"
+                    r"(?:([ap])\.?\s*m\.?)?\s*\}?$", re.I)
 _MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.S)
 _RELATIONS = [("\\le", "<="), ("\\ge", ">="), ("\\ne", "!="), ("\\in", "in"), ("=", "="),
               ("<", "<"), (">", ">")]
@@ -129,13 +133,31 @@ def _scalar(text: str) -> Scalar:
         raise UnparsableAnswer("a unit without a number")
     number = parse_number(head)
     if number is not None:
-        value, approx, decimals = number
-        return Scalar(value, approx, decimals, percent, degrees, unit)
+        return Scalar(number.value, number.approx, number.decimals, percent, degrees, unit,
+                      number.rounded)
     expr = parse_expression(head)
     if isinstance(expr, sympy.core.relational.Relational):
         raise UnparsableAnswer("a relation where a value was expected")
     approx = bool(re.search(r"\d\.\d|\d\.(?!\d)", head))
-    return Scalar(expr, approx, decimals_written(head), percent, degrees, unit)
+    places = decimals_written(head)
+    return Scalar(expr, approx, places, percent, degrees, unit, places >= ROUNDED_PLACES)
+
+
+def _clock(text: str) -> Clock | None:
+    """`9:30`, `09:30`, `9:30 pm`, `21:30`, `9:30:15`: a time of day, never a ratio."""
+    m = _CLOCK.match(text)
+    if m is None:
+        return None
+    hour, meridiem = int(m.group(1)), (m.group(4) or "").lower()
+    if hour > 24 or meridiem and not 1 <= hour <= 12:
+        return None
+    if meridiem:
+        hours = {hour % 12 + (12 if meridiem == "p" else 0)}
+    elif 1 <= hour <= 12:
+        hours = {hour % 12, hour % 12 + 12}  # `1:00` is 1 am or 1 pm
+    else:
+        hours = {hour % 24}
+    return Clock(frozenset(hours), int(m.group(2)), int(m.group(3) or 0))
 
 
 def _relation(text: str, depth: int) -> Value | None:
@@ -221,6 +243,8 @@ def _parse(text: str, depth: int) -> Value:
         return Scalar(sympy.Rational(count, _DENOMINATORS[m.group(2).lower().rstrip("s")]))
     if m := _MATRIX.match(s):
         return _matrix(m.group(2), depth)
+    if clock := _clock(s):
+        return clock
     if _is_text(s):
         return Text(text_key(s))
     s = _SEPARATORS.sub(",", s)

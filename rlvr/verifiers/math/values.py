@@ -2,9 +2,9 @@
 
 `Scalar` is one number or expression (with its unit, percent and degree marks and whether it was
 written as a decimal), `Items` a set / tuple / list / union, `IntervalValue` an interval with
-open or closed ends, `Relation` an equation or inequality, `MatrixValue` a matrix, `Choice` a
-multiple-choice letter and `Text` a word answer. They are immutable so parsed references can be
-cached. Nothing here parses or compares; see `parse` and `equivalence`.
+open or closed ends, `Relation` an equation or inequality, `MatrixValue` a matrix, `Clock` a time
+of day (`9:30`, `3:45 pm`), `Choice` a multiple-choice letter and `Text` a word answer. They are
+immutable so parsed references can be cached. Nothing here parses or compares; see `parse` and `equivalence`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ class UnparsableAnswer(ValueError):
 
 @dataclass(frozen=True)
 class Scalar:
-    """One number or expression. `approx`: a decimal was written; `decimals`: how many places."""
+    """One number or expression. `approx`: a decimal was written; `decimals`: the decimal place
+    of its last written digit (`2.50`: 2; `6.02 \\times 10^{23}`: -21); `rounded`: written with
+    enough digits to be a rounding of another value (`1.732`, `6.02 \\times 10^{23}`), unlike
+    `2.5`, which is taken as exact."""
 
     expr: sympy.Basic
     approx: bool = False
@@ -34,6 +37,7 @@ class Scalar:
     percent: bool = False
     degrees: bool = False
     unit: Unit | None = None
+    rounded: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,16 @@ class MatrixValue:
 
 
 @dataclass(frozen=True)
+class Clock:
+    """A time of day: the hours it may mean on a 24-hour clock (`1:00` may be 1 or 13; `1:00 pm`
+    is 13), minutes and seconds."""
+
+    hours: frozenset
+    minutes: int
+    seconds: int = 0
+
+
+@dataclass(frozen=True)
 class Choice:
     letter: str
 
@@ -78,4 +92,4 @@ class Text:
     text: str
 
 
-Value = Union[Scalar, Items, IntervalValue, Relation, MatrixValue, Choice, Text]
+Value = Union[Scalar, Items, IntervalValue, Relation, MatrixValue, Clock, Choice, Text]
