@@ -46,6 +46,7 @@ from rlvr.judges.base import Judge, JudgeQuestion, make_judge, prompt_text
 from rlvr.judges.cache import JudgeCache, cache_key
 from rlvr.judges.injection import addresses_grader
 from rlvr.types import Completion, Problem, Verdict
+from rlvr.verifiers.base import BaseVerifier
 from rlvr.verifiers.rubric_spec import (DEFAULT_LABEL_WEIGHTS, TEXT_KINDS, Item, Rubric, rubric_of,
                                         run_text_check, score)
 
@@ -72,7 +73,7 @@ class _Plan:
     pending: list[tuple[Item, str]] = field(default_factory=list)  # judge items not cached: (item, key)
 
 
-class RubricVerifier:
+class RubricVerifier(BaseVerifier):
     """Scores a completion against its problem's rubric (see the module docstring)."""
 
     name = "rubric"

@@ -279,6 +279,7 @@ def test_catastrophic_regex_on_hostile_text_is_bounded_and_counts_against_it():
 def test_lifecycle_budget_and_pickling(server):
     options = {"judge": {"type": "openai", "base_url": server.url}, "judge_budget_s": 45}
     registered = make_verifier("rlvr.verifiers.rubric:RubricVerifier", options)
+    assert isinstance(registered, RubricVerifier)  # the full protocol itself: no adapter
     assert registered.budget_s(problem("france")) == 45.0
     assert registered.budget_s(problem("letter")) is None  # text checks only: the pool's limit
     registered.warmup()
