@@ -77,6 +77,8 @@ def _pyplot():
 def draw_runs(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]]):
     """A matplotlib figure of the panels for `runs`, a list of (label, metrics rows)."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), dpi=110)
     for ax, (title, metrics, ylabel) in zip(axes.flat, PANELS):
         drawn = False
@@ -91,6 +93,7 @@ def draw_runs(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]]):
                         label=name.strip() or None)
                 drawn = True
         ax.set_title(title, fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         ax.set_xlabel("step", fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(labelsize=8)

@@ -168,6 +168,9 @@ def plot_steps(results: dict[str, Any], path: Path) -> bool:
         errs = [m["report"].get(f"pass@{k}_stderr") or 0.0 for m in stepped]
         ax.errorbar(steps, ys, yerr=errs, marker="o", capsize=3, color=f"C{i}", label=f"pass@{k}")
     ax.set_ylim(-0.02, 1.02)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_xlabel("training step")
     ax.set_ylabel("pass@k")
     ax.set_title(f"{results['task']}: pass@k across training (n = {results['sampling']['n']})")
