@@ -15,6 +15,7 @@ This module does not download anything itself and does not pick devices for mult
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -60,6 +61,16 @@ def materialize_default_model() -> Path:
         _add_architectures(target / "config.json", "LlamaForCausalLM")  # caches written before 0.1.1
         return target
     gguf = _gguf_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".dequantise.lock", "w") as lock:  # one process dequantises; the
+        fcntl.flock(lock, fcntl.LOCK_EX)  # others (torchrun ranks, test workers) wait, then reuse it
+        if (target / "model.safetensors").is_file():
+            return target
+        _dequantise(gguf, target)
+    return target
+
+
+def _dequantise(gguf: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rlvr.durable import publish_dir
@@ -84,7 +95,6 @@ def materialize_default_model() -> Path:
         publish_dir(tmp, target)  # fsync'd, and readable by others: mkdtemp leaves 0700
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _add_architectures(config_path: Path, architecture: str) -> None:
@@ -213,22 +223,31 @@ def load_model(name: str, dtype: str = "float32", device: str = "cpu"):
     return model.to(device)
 
 
-def check_model(name: str) -> None:
-    """Fail now, with a `ModelLoadError`, if `name` cannot be loaded: the path, the config, the
-    tokenizer and the completeness of every weights file are checked; the weights are not read
-    (about a second). The default model is only checked to be installed, not dequantised."""
+def locate_model(name: str) -> Path | None:
+    """Where `name`'s model is, without loading anything (milliseconds): the directory, or None for
+    a hub id. Raises `ModelLoadError` for a path without a model or a missing default model."""
     if name == DEFAULT_MODEL:
-        if not (cache_dir() / "models" / "SmolLM2-135M-Instruct" / "model.safetensors").is_file():
-            _gguf_path()
-        return
+        cached = cache_dir() / "models" / "SmolLM2-135M-Instruct"
+        return cached if (cached / "model.safetensors").is_file() else _gguf_path().parent
     path = Path(resolve_model_path(name))
-    if not path.is_dir():
+    return path if path.is_dir() else None
+
+
+def check_model(name: str) -> None:
+    """Fail now, with a `ModelLoadError`, if `name` cannot be loaded: the path, the completeness of
+    every weights file, then the config and the tokenizer are checked; the weights are not read
+    (about a second). The default model is only checked to be installed, not dequantised."""
+    path = locate_model(name)
+    if name == DEFAULT_MODEL or path is None:
         return  # a hub id: only loading can tell
-    load_tokenizer(name)
     adapter = path / "adapter_config.json"
+    files = sorted(path.glob("adapter_model*.safetensors" if adapter.is_file() else "*.safetensors"))
+    if not files and not any(path.glob("*.bin")):
+        raise ModelLoadError(f"cannot load a model from {name!r}: {path} holds no weights files")
+    for f in files:
+        _check_safetensors(f, name)
     if adapter.is_file():
         check_model(_adapter_base(adapter))
-        files = sorted(path.glob("adapter_model*.safetensors"))
     else:
         from transformers import AutoConfig
 
@@ -236,11 +255,7 @@ def check_model(name: str) -> None:
             AutoConfig.from_pretrained(path)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load a model from {name!r}: {exc}") from exc
-        files = sorted(path.glob("*.safetensors"))
-    if not files and not any(path.glob("*.bin")):
-        raise ModelLoadError(f"cannot load a model from {name!r}: {path} holds no weights files")
-    for f in files:
-        _check_safetensors(f, name)
+    load_tokenizer(name)
 
 
 def _check_safetensors(path: Path, name: str) -> None:

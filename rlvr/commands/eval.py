@@ -258,7 +258,7 @@ def _prepare(models: list[dict[str, Any]], problems: list, settings: dict[str, A
     and every model that still has samples to draw must exist and load."""
     from rlvr.errors import ModelLoadError
     from rlvr.eval import load_samples
-    from rlvr.models import check_model
+    from rlvr.models import check_model, locate_model
 
     try:
         (out / "samples").mkdir(parents=True, exist_ok=True)
@@ -267,7 +267,7 @@ def _prepare(models: list[dict[str, Any]], problems: list, settings: dict[str, A
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from exc
-    files, ids, n = [], {p.id for p in problems}, settings["sampling"]["n"]
+    files, needed, ids, n = [], [], {p.id for p in problems}, settings["sampling"]["n"]
     for entry in models:
         path, wanted = _samples_file(out, entry, settings)
         meta = _meta(path)
@@ -276,11 +276,14 @@ def _prepare(models: list[dict[str, Any]], problems: list, settings: dict[str, A
                               "to start over or --out for a new directory")
         saved = {} if args.fresh else load_samples(path, ids)
         if not all(len(saved.get(i, [])) >= n for i in ids):
+            needed.append(entry)
+        files.append((path, wanted))
+    for check in (locate_model, check_model):  # every path first (milliseconds), then each model
+        for entry in needed:
             try:
-                check_model(entry["model"])
+                check(entry["model"])
             except ModelLoadError as exc:
                 raise ModelLoadError(f"model {entry['label']!r}: {exc}") from exc
-        files.append((path, wanted))
     for path, wanted in files:
         if args.fresh:
             path.unlink(missing_ok=True)
