@@ -233,19 +233,28 @@ def locate_model(name: str) -> Path | None:
     return path if path.is_dir() else None
 
 
-def check_model(name: str) -> None:
-    """Fail now, with a `ModelLoadError`, if `name` cannot be loaded: the path, the completeness of
-    every weights file, then the config and the tokenizer are checked; the weights are not read
-    (about a second). The default model is only checked to be installed, not dequantised."""
+def check_weights(name: str) -> Path | None:
+    """`locate_model`, then every weights file must be complete (reads only their headers)."""
     path = locate_model(name)
     if name == DEFAULT_MODEL or path is None:
-        return  # a hub id: only loading can tell
+        return None  # the default model is only checked to be installed; a hub id only loading can tell
     adapter = path / "adapter_config.json"
     files = sorted(path.glob("adapter_model*.safetensors" if adapter.is_file() else "*.safetensors"))
     if not files and not any(path.glob("*.bin")):
         raise ModelLoadError(f"cannot load a model from {name!r}: {path} holds no weights files")
     for f in files:
         _check_safetensors(f, name)
+    return path
+
+
+def check_model(name: str) -> None:
+    """Fail now, with a `ModelLoadError`, if `name` cannot be loaded: the path, the completeness of
+    every weights file, then the config and the tokenizer are checked; the weights are not read
+    (about a second). The default model is only checked to be installed, not dequantised."""
+    path = check_weights(name)
+    if path is None:
+        return
+    adapter = path / "adapter_config.json"
     if adapter.is_file():
         check_model(_adapter_base(adapter))
     else:

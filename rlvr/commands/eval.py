@@ -258,7 +258,7 @@ def _prepare(models: list[dict[str, Any]], problems: list, settings: dict[str, A
     and every model that still has samples to draw must exist and load."""
     from rlvr.errors import ModelLoadError
     from rlvr.eval import load_samples
-    from rlvr.models import check_model, locate_model
+    from rlvr.models import check_model, check_weights, locate_model
 
     try:
         (out / "samples").mkdir(parents=True, exist_ok=True)
@@ -278,7 +278,7 @@ def _prepare(models: list[dict[str, Any]], problems: list, settings: dict[str, A
         if not all(len(saved.get(i, [])) >= n for i in ids):
             needed.append(entry)
         files.append((path, wanted))
-    for check in (locate_model, check_model):  # every path first (milliseconds), then each model
+    for check in (locate_model, check_weights, check_model):  # cheapest check of all models first
         for entry in needed:
             try:
                 check(entry["model"])
