@@ -1,12 +1,17 @@
 """rlvr's math verifier against Math-Verify on the same labelled table, side by side.
 
 Both judge every (reference, completion, expected) triple of the regression table
-(`tests/verifiers/math_cases.jsonl` unless `--cases` names another file). Math-Verify is called
+(`tests/verifiers/math_cases.jsonl` unless `--cases` names another file, such as
+`tests/verifiers/math_cases_second_pass.jsonl`, whose rows have a `class` and may expect
+"bad_reference"). Math-Verify is called
 the way RL trainers call it: `verify(parse("\\\\boxed{" + gold + "}"), parse(completion))`.
 
 Printed as JSON: for each verifier, accuracy against the human labels, false accepts (reward 1
-where the label says wrong), false rejects, mean/p50/p99 latency of one verification in this
-process (after a warm-up; answer caches cleared before each item), and verifications per second
+where the label says wrong or the reference is unreadable), false rejects, unreadable references
+that were judged instead of reported (`bad_reference_missed`; Math-Verify, which cannot report
+one, agrees with such a label when it gives no reward), mean/p50/p99 latency of one
+verification in this process (after a warm-up; answer caches cleared before each item), and
+verifications per second
 with `--workers` processes (rlvr through its `VerifierPool`, Math-Verify through a
 `multiprocessing` pool): each case once after a warm-up, the median of `--rounds` runs with fresh
 processes. Then the accuracy per family.
@@ -23,13 +28,15 @@ import statistics
 import time
 from pathlib import Path
 
+from rlvr.errors import BadReferenceError
 from rlvr.types import Completion, Problem
-from rlvr.verifiers.math import MathVerifier
+from rlvr.verifiers.math import MathVerifier, _reference_value
 from rlvr.verifiers.math.parse import parse_answer
 from rlvr.verifiers.pool import VerifierPool
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CASES = ROOT / "tests" / "verifiers" / "math_cases.jsonl"
+BAD_REFERENCE = "bad_reference"  # expected: the reference cannot be read (rlvr must raise)
 
 
 # Warm-up answers, unrelated to the table: they let each worker's parser build its lookahead
@@ -48,9 +55,12 @@ def load_cases(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def rlvr_judge(case: dict, verifier: MathVerifier = MathVerifier()) -> bool:
+def rlvr_judge(case: dict, verifier: MathVerifier = MathVerifier()) -> bool | str:
     problem = Problem("bench", "", "math", {"answer": case["gold"]})
-    return verifier.verify(problem, Completion(case["completion"])).passed
+    try:
+        return verifier.verify(problem, Completion(case["completion"])).passed
+    except BadReferenceError:
+        return BAD_REFERENCE
 
 
 def math_verify_judge(case: dict) -> bool:
@@ -59,12 +69,21 @@ def math_verify_judge(case: dict) -> bool:
     return bool(verify(parse("\\boxed{" + case["gold"] + "}"), parse(case["completion"])))
 
 
+def _agrees(verdict: bool | str, expected: bool | str, reports_bad_references: bool) -> bool:
+    """A judge agrees with the label; a judge with no notion of a bad reference (Math-Verify)
+    agrees on an unreadable reference when it gives no reward."""
+    if expected == BAD_REFERENCE and not reports_bad_references:
+        return verdict is False
+    return verdict == expected
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def score(cases: list[dict], judge, clear_cache) -> tuple[dict, list[bool]]:
+def score(cases: list[dict], judge, clear_cache,
+          reports_bad_references: bool = False) -> tuple[dict, list]:
     """Accuracy, false accepts/rejects and single-process latency of one judge (no answer cache)."""
     for case in warm_up_cases(1):
         judge(case)
@@ -74,11 +93,13 @@ def score(cases: list[dict], judge, clear_cache) -> tuple[dict, list[bool]]:
         start = time.perf_counter()
         verdicts.append(judge(case))
         latencies_ms.append((time.perf_counter() - start) * 1000)
-    wrong = [(v, c["expected"]) for v, c in zip(verdicts, cases) if v != c["expected"]]
+    wrong = [(v, c["expected"]) for v, c in zip(verdicts, cases)
+             if not _agrees(v, c["expected"], reports_bad_references)]
     return {
         "accuracy": round(1 - len(wrong) / len(cases), 4),
-        "false_accepts": sum(1 for v, _ in wrong if v),
-        "false_rejects": sum(1 for v, _ in wrong if not v),
+        "false_accepts": sum(1 for v, _ in wrong if v is True),
+        "false_rejects": sum(1 for v, e in wrong if e is True),
+        "bad_reference_missed": sum(1 for _, e in wrong if e == BAD_REFERENCE),
         "latency_mean_ms": round(statistics.fmean(latencies_ms), 3),
         "latency_p50_ms": round(statistics.median(latencies_ms), 3),
         "latency_p99_ms": round(_percentile(latencies_ms, 0.99), 3),
@@ -105,14 +126,20 @@ def math_verify_throughput(cases: list[dict], workers: int) -> float:
         return len(cases) / (time.perf_counter() - start)
 
 
-def per_family(cases: list[dict], verdicts: dict[str, list[bool]]) -> dict[str, dict]:
+def per_family(cases: list[dict], verdicts: dict[str, list]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for i, case in enumerate(cases):
-        row = out.setdefault(case["family"], {"cases": 0, **{name: 0 for name in verdicts}})
+        family = case.get("family") or case["class"]
+        row = out.setdefault(family, {"cases": 0, **{name: 0 for name in verdicts}})
         row["cases"] += 1
         for name, v in verdicts.items():
-            row[name] += v[i] == case["expected"]
+            row[name] += _agrees(v[i], case["expected"], name == "rlvr")
     return out
+
+
+def _clear_rlvr() -> None:
+    parse_answer.cache_clear()
+    _reference_value.cache_clear()
 
 
 def _clear_math_verify() -> None:
@@ -128,7 +155,7 @@ def main() -> None:
     parser.add_argument("--show-disagreements", action="store_true")
     args = parser.parse_args()
     cases = load_cases(args.cases)
-    rlvr_stats, rlvr_v = score(cases, rlvr_judge, parse_answer.cache_clear)
+    rlvr_stats, rlvr_v = score(cases, rlvr_judge, _clear_rlvr, reports_bad_references=True)
     mv_stats, mv_v = score(cases, math_verify_judge, _clear_math_verify)
     rlvr_stats["verifications_per_s"] = round(statistics.median(
         rlvr_throughput(cases, args.workers) for _ in range(args.rounds)), 1)
@@ -138,8 +165,9 @@ def main() -> None:
               "per_family": per_family(cases, {"rlvr": rlvr_v, "math_verify": mv_v})}
     if args.show_disagreements:
         report["rlvr_disagreements"] = [
-            {k: c[k] for k in ("family", "gold", "completion", "expected")}
-            for c, v in zip(cases, rlvr_v) if v != c["expected"]]
+            {**{k: c.get(k) for k in ("family", "class", "gold", "completion", "expected")},
+             "rlvr": v}
+            for c, v in zip(cases, rlvr_v) if not _agrees(v, c["expected"], True)]
     print(json.dumps(report, indent=2))
 
 

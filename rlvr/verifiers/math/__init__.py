@@ -1,20 +1,31 @@
 """The `math` verifier: is the final answer of a completion equivalent to the reference answer?
 
-    extract (boxed / <answer> / #### / "the answer is" / last number, opt-in)
+    extract (<answer> / Minerva closing / last of box group, #### and "final answer" /
+             "the answer is" / last number, opt-in)
       -> normalize (one spelling of LaTeX and plain text)
       -> string-equality fast path
       -> parse (structure by hand, scalars by a grammar; never `eval`)
-      -> equivalence (exact numbers, tolerant floats, probed expressions, sets, tuples,
-         intervals, relations, matrices, units, percentages, choices, words)
+      -> equivalence (exact numbers, the precision rule for decimals, probed expressions, sets,
+         tuples, intervals, relations, labels, matrices, units, percentages, clock times,
+         choices, words)
 
 The reference in `problem.reference["answer"]` may be bare (`42`), boxed, or a full worked
-solution; its answer is extracted the same way. Rewards are 1.0 (`correct`) or 0.0 (`wrong`,
-`no_answer`, `unparsable`, `unparsable_reference`).
+solution; its answer is extracted the same way (all its boxes count). Rewards are 1.0
+(`correct`) or 0.0 (`wrong`, `no_answer`, `unparsable`, `verifier_error`).
+
+Errors. A reference that is missing, ambiguous or unreadable raises `BadReferenceError` (a
+dataset bug, masked and counted by the trainer); an unreadable one still accepts an answer
+spelled exactly like it. Once the reference is read, nothing the completion contains raises:
+an unexpected exception inside rlvr or sympy while judging it is the verdict `verifier_error`
+(reward 0, the exception and its location in `info`), distinct from `unparsable` so that bugs
+stay visible, and not an exception, which the trainer would mask: a model must not be able to
+exempt its samples from the reward by triggering a bug. The fuzz test fails on any such verdict.
 
 Size guards inside the parser refuse inputs that could blow up (huge exponents, towers, long or
-deeply nested answers); time and memory are bounded from outside by `rlvr.verifiers.pool`,
-which is how the trainer runs every verifier. Calling `verify` directly in the trainer's process
-is safe from `eval` but not from a slow sympy call: use the pool.
+deeply nested answers, calculus that sympy would evaluate for minutes); time and memory are
+bounded from outside by `rlvr.verifiers.pool`, which is how the trainer runs every verifier.
+Calling `verify` directly in the trainer's process is safe from `eval` but not from a slow
+sympy call: use the pool.
 
 What it does not do: read the question (a unit or a rounding asked for in the prompt is
 unknown here), grade working or proofs, or give partial credit.

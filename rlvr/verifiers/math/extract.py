@@ -3,14 +3,17 @@
 Which marker wins, in a completion:
 1. the last `<answer>...</answer>` block, whatever else the text holds (a `\\boxed{}` or an
    "answer is" phrase inside it wins; a sentence with a single number gives that number);
-2. else the marker that comes *last* among: the last group of `\\boxed{...}` / `\\fbox{...}`,
+2. else the last Minerva closing sentence, "The final answer is 12. I hope it is correct.": the
+   format ends the answer there, and what a model writes after it is a new problem;
+3. else the marker that comes *last* among: the last group of `\\boxed{...}` / `\\fbox{...}`,
    a GSM8K `#### 42` line, and an explicit "final answer" phrase ("The final answer is 12",
    "Final Answer: 12"): a model that boxes an intermediate value and then states its final
-   answer is graded on the final statement. A final-answer phrase that reads as prose ("the
-   final answer is what we found above") does not override a box;
-3. else the last "the answer is ..." phrase, up to the end of its sentence ("12. I hope it is
+   answer is graded on the final statement. A final-answer phrase after a box overrides it only
+   when it states an answer (a number, some math or a choice letter), not prose ("the final
+   answer is correct", "... is what we found above");
+4. else the last "the answer is ..." phrase, up to the end of its sentence ("12. I hope it is
    correct." ends after `12`);
-4. only when asked for (`last_number=True`): the last number written anywhere.
+5. only when asked for (`last_number=True`): the last number written anywhere.
 
 Several boxes: boxes joined only by connectors (`,`, `;`, "and", "or", math delimiters and
 labels such as `x =`) form one group, and a group of several distinct boxes is one answer, the
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 MAX_SCAN_CHARS = 50_000  # tail of the completion that is searched for an answer
 MAX_ANSWER_CHARS = 2_000  # a longer extracted answer is not parsed (status "unparsable")
 MAX_BOXES = 64  # boxes beyond this many (from the end) are not looked at
+MAX_MINERVA_CHARS = 500  # "The final answer is ... I hope it is correct." answers are short
 
 _BOX_START = re.compile(r"\\(?:boxed|fbox)\s*(\{)?")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
@@ -39,6 +43,9 @@ _GSM8K = re.compile(r"####\s*([^\n]+)")
 _ANSWER_PHRASE = re.compile(
     r"(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is|=|:)|final\s+answer\s*[:=]?)\s*[:]?\s*", re.I)
 _FINAL_PHRASE = re.compile(r"final\s+answer", re.I)
+_MINERVA = re.compile(r"final\s+answer\s+is\s*:?\s*(.{1,%d}?)\s*\.?\s*I\s+hope\s+it\s+is\s+correct"
+                      % MAX_MINERVA_CHARS, re.I | re.S)
+_ANSWER_LIKE = re.compile(r"[\d\\$]|^\s*\(?[A-J]\)?\s*$")  # a number, some math, or a choice
 # A sentence ends at a full stop followed by a capital letter, a new paragraph or the end; not
 # after `\.`, and not inside `3.5` or after an abbreviation followed by a lower-case word.
 _SENTENCE_END = re.compile(
@@ -151,9 +158,11 @@ def _phrase_answer(text: str, final_only: bool = False) -> tuple[int, str] | Non
     return None
 
 
-def _is_prose(answer: str) -> bool:
+def _overrides(answer: str) -> bool:
+    """Whether a final-answer phrase after a box states an answer (`12`, `$x = 3$`, `(B)`), not
+    prose about it (`correct`, `the value we found above`)."""
     plain = re.sub(r"\\text\s*\{[^{}]*\}", " ", answer)
-    return len(_WORDS.findall(plain)) >= _PROSE_WORDS
+    return len(_WORDS.findall(plain)) < _PROSE_WORDS and _ANSWER_LIKE.search(answer) is not None
 
 
 def _tag_answer(inner: str) -> str:
@@ -177,6 +186,11 @@ def extract_answer(text: str, last_number: bool = False) -> Extraction | None:
     tags = _ANSWER_TAG.findall(tail)
     if tags:
         return Extraction(_tag_answer(tags[-1]), "answer_tag")
+    minerva = list(_MINERVA.finditer(tail))
+    if minerva:  # the format's closing sentence: what follows it is a new problem
+        answer = minerva[-1].group(1).strip()
+        boxed = _box_groups(answer)
+        return _group_answer(boxed[-1]) if boxed else Extraction(answer, "final_phrase")
     candidates: list[tuple[int, Extraction]] = []
     groups = _box_groups(tail)
     if groups:
@@ -185,7 +199,7 @@ def extract_answer(text: str, last_number: bool = False) -> Extraction | None:
     if gsm:
         candidates.append((gsm[-1].start(), Extraction(gsm[-1].group(1).strip(), "gsm8k")))
     final = _phrase_answer(tail, final_only=True)
-    if final is not None and not (candidates and _is_prose(final[1])):
+    if final is not None and not (candidates and not _overrides(final[1])):
         if not _BOX_START.search(final[1]):  # `The final answer is $\boxed{5}$`: the box above
             candidates.append((final[0], Extraction(final[1], "final_phrase")))
     if candidates:

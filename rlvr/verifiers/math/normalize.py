@@ -44,6 +44,8 @@ _ALIASES = [
     (re.compile(r">="), r"\\ge "),
     (re.compile(r"!="), r"\\ne "),
     (re.compile(r"\\(?:varnothing)(?![a-zA-Z])"), r"\\emptyset"),
+    (re.compile(r"(?<![A-Za-z])(?:m\s*)?\\angle\s*\{?([A-Z]{1,3})\}?"),  # the name of an angle
+     lambda m: r"\theta_{" + m.group(1).lower() + "}"),
     (re.compile(r"\\(?:lbrace)(?![a-zA-Z])"), r"\\{"),
     (re.compile(r"\\(?:rbrace)(?![a-zA-Z])"), r"\\}"),
     (re.compile(r"\\(?:lvert|rvert|vert)(?![a-zA-Z])"), "|"),

@@ -48,6 +48,7 @@ _TEXT_NUMBER = re.compile(r"\\text\{((?:[^{}a-zA-Z\\]|\\[a-zA-Z]+)*)\}")  # `\te
 _REALS = {"\\mathbb{R}", "\\mathbb R", "\\R", "\\text{all real numbers}", "all real numbers"}
 _SEPARATORS = re.compile(  # `1 or 2`, `19, 46, and 82`, `(11,7)or(7,11)`, `1 \\text{ and } 2`
     r",?\s*\\text\{\s*(?:or|and|,)\s*\}|,?\s+(?:or|and)\s+|(?<=[)\]}])\s*(?:or|and)\s*(?=[(\[\\])|;")
+_EITHER = re.compile(r"^(?:\\text\{\s*)?(?:either|both)\s+(?:\}\s*)?(?=.*\b(?:or|and)\b)", re.I)
 _CLOCK = re.compile(r"^(\d{1,2}):([0-5]\d)(?::([0-5]\d))?\s*(?:\\text\{\s*)?"
                     r"(?:([ap])\.?\s*m\.?)?\s*\}?$", re.I)
 _MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.S)
@@ -107,7 +108,7 @@ def _is_text(text: str) -> bool:
     """A word answer: no digits, and a word of 3+ letters that is not a LaTeX/math name."""
     if re.search(r"\d", text):
         return False
-    plain = re.sub(r"\\[A-Za-z]+", " ", text)
+    plain = re.sub(r"_\{[^{}]*\}|\\[A-Za-z]+", " ", text)  # subscripts name things: `v_{max}`
     return any(w.lower() not in _FUNCTION_WORDS for w in _WORD.findall(plain))
 
 
@@ -245,6 +246,7 @@ def _parse(text: str, depth: int) -> Value:
         return _matrix(m.group(2), depth)
     if clock := _clock(s):
         return clock
+    s = _EITHER.sub("", s)  # `either 2 or 3`, `both 1 and 4`
     if _is_text(s):
         return Text(text_key(s))
     s = _SEPARATORS.sub(",", s)
