@@ -99,8 +99,36 @@ def test_rel_tol_applies_only_to_decimal_approximations_of_exact_values():
 def test_bad_options_and_missing_reference_are_errors():
     with pytest.raises(ConfigError):
         MathVerifier(rel_tol=-1)
-    with pytest.raises(DataError):
-        VERIFIER.verify(Problem("t", "", "math", {}), Completion(r"\boxed{1}"))
+    for reference in ({}, {"answer": "  "}):
+        with pytest.raises(BadReferenceError) as info:
+            VERIFIER.verify(Problem("p7", "", "math", reference), Completion(r"\boxed{1}"))
+        assert isinstance(info.value, DataError)
+        assert (info.value.problem_id, info.value.verifier) == ("p7", "math")
+
+
+class BuggyMathVerifier(MathVerifier):
+    """The real verifier with a bug planted where model text is judged."""
+
+    def __init__(self, error: BaseException):
+        super().__init__()
+        self.error = error
+
+    def _judge(self, gold_text, gold, text):
+        if "trigger" in text:
+            raise self.error
+        return super()._judge(gold_text, gold, text)
+
+
+def test_a_bug_hit_while_judging_model_text_is_a_counted_verdict_not_a_crash():
+    verifier = BuggyMathVerifier(KeyError("k"))
+    verdict = judge("2", r"\boxed{2} trigger", verifier)
+    assert (verdict.reward, verdict.passed, verdict.status) == (0.0, False, "verifier_error")
+    assert verdict.info["error"] == "KeyError: 'k'" and "_judge" in verdict.info["where"]
+    assert judge("2", r"\boxed{2}", verifier).passed  # the same reference judges other answers
+    with pytest.raises(BadReferenceError):  # a bad reference is still the dataset's error
+        judge("", r"\boxed{2} trigger", verifier)
+    with pytest.raises(MemoryError):  # resource limits stay the pool's
+        judge("2", r"\boxed{2} trigger", BuggyMathVerifier(MemoryError()))
 
 
 def test_statuses():

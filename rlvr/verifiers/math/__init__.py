@@ -50,7 +50,9 @@ from rlvr.verifiers.math.values import Choice, Text, UnparsableAnswer, Value
 __all__ = ["MathVerifier"]
 
 _INFO_CHARS = 200
-_DECIMAL_COMMA = re.compile(r"^[-+]?(?:0,\d+|\d+,0\d+)$")  # `0,111`, `3,05`: not a list
+# `0,111`, `3,05`: no list is written so, and a thousands group never starts at 0 (`0,1` and
+# `-2,1` are lists of solutions, as MATH writes them)
+_DECIMAL_COMMA = re.compile(r"^[-+]?(?:0,\d{3,}|\d+,0\d+)$")
 _LABELLED_CHOICE = re.compile(r"^(?:\\text\{)?\(([A-J])\)\}?\s*([^\s}].*)$")
 _OTHER_CHOICE = re.compile(r"\(\s*[A-J]\s*\)|(?<![A-Za-z\\])[A-J](?![A-Za-z])")
 _CHOICE_IN_TEXT = re.compile(
