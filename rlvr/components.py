@@ -62,12 +62,13 @@ def task_problems(name: str, options: Mapping[str, Any], split: str, *, verifier
 
 
 def build_pool(problems: Sequence[Problem], verifier_options: Mapping[str, Any], verify: VerifyConfig):
-    """A verifier pool with every verifier the problems name, under `verify`'s limits."""
+    """A verifier pool with every verifier the problems name, under `verify`'s limits. Verifier n
+    gets `verify.options[n]` when given, else `verifier_options` (the task's)."""
     from rlvr.verifiers.base import make_verifier
     from rlvr.verifiers.pool import VerifierPool
 
     names = sorted({p.verifier for p in problems})
-    verifiers = {n: make_verifier(n, verifier_options) for n in names}
+    verifiers = {n: make_verifier(n, verify.options.get(n, verifier_options)) for n in names}
     return VerifierPool(verifiers, workers=verify.workers, timeout_s=verify.timeout_s,
                         memory_mb=verify.memory_mb)
 

@@ -76,6 +76,8 @@ class GRPOConfig:
     overlong: Literal["none", "filter", "soft"] = "none"  # truncated completions: keep, mask out, or penalise
     overlong_cache_tokens: int = 32  # soft penalty ramps from 0 to -1 over the last this-many tokens
     tis_cap: float = 0.0  # truncated importance sampling cap for rollout/trainer mismatch (0 = off)
+    length_penalty_coef: float = 0.0  # reward-hacking guard: subtract up to this much for length past length_penalty_target (0 = off)
+    length_penalty_target: int = 0  # tokens a completion may use before the length penalty starts
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,10 @@ class OptimConfig:
 @dataclass(frozen=True)
 class VerifyConfig:
     workers: int = 2  # verifier worker processes (0 = in-process, no limits: debugging only)
-    timeout_s: float = 10.0  # per item, enforced by killing the worker
+    timeout_s: float = 10.0  # per item, for verifiers that declare no budget of their own (math, integer); enforced by killing the worker
     memory_mb: int = 2048  # address-space cap of each worker
     max_infra_error_rate: float = 0.25  # abort the run when a step loses more samples than this
+    options: dict = field(default_factory=dict)  # options per verifier name, e.g. {rubric: {judge: ...}, code: {timeout_s: 5}}; a verifier without an entry gets task.verifier_options
 
 
 @dataclass(frozen=True)
@@ -294,6 +297,8 @@ def validate(c: Config) -> None:
         (c.grpo.max_sampling_rounds >= 1, "grpo.max_sampling_rounds must be >= 1"),
         (0 < c.grpo.overlong_cache_tokens < c.rollout.max_new_tokens or c.grpo.overlong != "soft",
          "grpo.overlong_cache_tokens must be in (0, rollout.max_new_tokens)"),
+        (c.grpo.length_penalty_coef >= 0 and 0 <= c.grpo.length_penalty_target < c.rollout.max_new_tokens,
+         "grpo.length_penalty_coef must be >= 0 and grpo.length_penalty_target in [0, rollout.max_new_tokens)"),
         (c.optim.lr > 0, "optim.lr must be > 0"),
         (c.optim.micro_batch_size >= 1, "optim.micro_batch_size must be >= 1"),
         (c.eval.n >= 1, "eval.n must be >= 1"),

@@ -42,6 +42,7 @@ BUILTIN_VERIFIERS: dict[str, str] = {
     "countdown": "rlvr.verifiers.countdown:CountdownVerifier",
     "math": "rlvr.verifiers.math:MathVerifier",
     "code": "rlvr.verifiers.code:CodeVerifier",
+    "rubric": "rlvr.verifiers.rubric:RubricVerifier",
 }
 
 
