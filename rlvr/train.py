@@ -34,14 +34,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from rlvr import grpo
+from rlvr import dist, grpo, guards
 from rlvr.checkpoint import latest_checkpoint, load_model_weights, load_training_state, save_checkpoint
 from rlvr.components import build_engine, build_pool, resolve_device, sampling_dtype, task_problems
-from rlvr.config import Config, save_config
+from rlvr.config import Config, save_config, to_dict
 from rlvr.errors import ConfigError, InfraError
 from rlvr.eval import evaluate
 from rlvr.metrics import RunLog, say
 from rlvr.models import load_model, load_tokenizer
+from rlvr.plot import write_run_plots
 from rlvr.rollout.base import RolloutEngine, SamplingParams
 from rlvr.scoring import BAD_REFERENCE, INFRA, Outcome, outcome
 from rlvr.types import Completion, Problem
@@ -105,13 +106,16 @@ def rollout_step(cfg: Config, step: int, cursor: DataCursor, train_set: Sequence
     kept: list[tuple[Problem, list[Completion], list[Outcome]]] = []
     every: list[tuple[Problem, Outcome]] = []
     zero_std, gen_s, ver_s = 0, 0.0, 0.0
+    kept_everywhere = 0  # over every rank: the decision to draw again is the same on all of them
     for rnd in range(cfg.grpo.max_sampling_rounds if cfg.grpo.dynamic_sampling else 1):
-        problems = [train_set[i] for i in cursor.take(P - len(kept))]
+        drawn = cursor.take(P - kept_everywhere)  # the same draw on every rank; each takes a block
+        lo, hi = dist.block(len(drawn))
+        problems = [train_set[i] for i in drawn[lo:hi]]
         t0 = time.perf_counter()
         groups = engine.generate([p.prompt for p in problems],
-                                 replace(params, seed=hash_seed(cfg.seed, step, rnd)))
+                                 replace(params, seed=hash_seed(cfg.seed, step, rnd), first_index=lo)) if problems else []
         t1 = time.perf_counter()
-        results = pool.verify([p for p in problems for _ in range(G)], [c for g in groups for c in g])
+        results = pool.verify([p for p in problems for _ in range(G)], [c for g in groups for c in g]) if problems else []
         gen_s, ver_s = gen_s + t1 - t0, ver_s + time.perf_counter() - t1
         outs = [outcome(x) for x in results]
         every += [(p, o) for p, o in zip([p for p in problems for _ in range(G)], outs)]
@@ -120,7 +124,8 @@ def rollout_step(cfg: Config, step: int, cursor: DataCursor, train_set: Sequence
         for i, (problem, group) in enumerate(zip(problems, groups)):
             if not (cfg.grpo.dynamic_sampling and flat[i]):
                 kept.append((problem, group, outs[i * G:(i + 1) * G]))
-        if len(kept) >= P:
+        kept_everywhere = int(dist.all_sum([len(kept)])[0])
+        if kept_everywhere >= P:
             break
     outs = [o for _, _, group in kept for o in group]
     rewards, valid, passed = _tensors(outs, G)
@@ -131,6 +136,21 @@ def rollout_step(cfg: Config, step: int, cursor: DataCursor, train_set: Sequence
         frac_zero_std=zero_std / max(len(every) // G, 1), infra_errors=len(infra),
         bad_references=[(p.id, o.error) for p, o in every if o.status == BAD_REFERENCE],
         sampled=len(every), generate_s=gen_s, verify_s=ver_s, last_infra_error=infra[-1] if infra else "")
+
+
+def merge_rollouts(parts: Sequence[Rollouts]) -> Rollouts:
+    """The step's rollouts of every rank as one (rank order: the single-process order)."""
+    if len(parts) == 1:
+        return parts[0]
+    return Rollouts(
+        problems=[p for r in parts for p in r.problems], completions=[c for r in parts for c in r.completions],
+        rewards=torch.cat([r.rewards for r in parts]), valid=torch.cat([r.valid for r in parts]),
+        passed=torch.cat([r.passed for r in parts]), statuses=[s for r in parts for s in r.statuses],
+        frac_zero_std=sum(r.frac_zero_std * r.sampled for r in parts) / max(sum(r.sampled for r in parts), 1),
+        infra_errors=sum(r.infra_errors for r in parts), bad_references=[b for r in parts for b in r.bad_references],
+        sampled=sum(r.sampled for r in parts), generate_s=max(r.generate_s for r in parts),
+        verify_s=max(r.verify_s for r in parts),
+        last_infra_error=next((r.last_infra_error for r in reversed(parts) if r.last_infra_error), ""))
 
 
 def _tensors(outs: Sequence[Outcome], G: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -203,16 +223,19 @@ def load_problems(cfg: Config) -> tuple[list[Problem], list[Problem]]:
 
 
 def train(cfg: Config, resume: bool = False) -> Path:
-    """Run GRPO as configured; returns the run directory. `resume` continues its last checkpoint."""
+    """Run GRPO as configured; returns the run directory. `resume` continues its last checkpoint.
+    Under torchrun every rank calls this; rank 0 alone writes (see `rlvr.dist`)."""
     started = time.perf_counter()
+    world = dist.init(cfg.model.device)
     run_dir = Path(cfg.output_dir)
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
-        say(f"no checkpoint in {run_dir}: starting from step 0")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+        note(f"no checkpoint in {run_dir}: starting from step 0")
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
     random.seed(cfg.seed), np.random.seed(cfg.seed % 2**32), torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.model.device)
+    device = resolve_device(dist.device_for(cfg.model.device))
     train_set, test_set = load_problems(cfg)
     with contextlib.ExitStack() as stack:  # workers load while the model does
         pool = stack.enter_context(build_pool(train_set + test_set, cfg.task.verifier_options, cfg.verify).start())
@@ -220,14 +243,15 @@ def train(cfg: Config, resume: bool = False) -> Path:
         policy, reference = build_policy(cfg, device)
         optimizer, scheduler = build_optimizer(cfg, policy)
         cursor, start = DataCursor(len(train_set), cfg.seed), 1
-        log = RunLog(run_dir, tensorboard=cfg.log.tensorboard)
+        log = RunLog(run_dir, tensorboard=cfg.log.tensorboard, report_to=cfg.log.report_to,
+                     config=to_dict(cfg), project=cfg.log.project) if world.main else _NoLog()
         if checkpoint is not None:
             load_model_weights(checkpoint, policy)
             state = load_training_state(checkpoint, optimizer, scheduler)
             cursor = DataCursor(len(train_set), cfg.seed, **state["cursor"])
             start = state["step"] + 1
             log.truncate_after(state["step"])
-            say(f"resuming {run_dir} after step {state['step']}")
+            note(f"resuming {run_dir} after step {state['step']}")
         else:
             log.truncate_after(-1)
         dtype = sampling_dtype(cfg.model.rollout_dtype, cfg.model.dtype, device, cfg.model.lora.enabled)
@@ -238,10 +262,11 @@ def train(cfg: Config, resume: bool = False) -> Path:
             log.metrics(0, {**held_out_eval(cfg, 0, engine, test_set, pool),
                             "time/elapsed_s": time.perf_counter() - started})
         reported: set[str] = set()  # problems whose bad reference was already reported
+        history: list[tuple[float, float]] = []  # (reward mean, length mean) per step: the length guard
         for step in range(start, cfg.steps + 1):
             t0 = time.perf_counter()
-            # sample + rollout + verify
-            ro = rollout_step(cfg, step, cursor, train_set, engine, pool)
+            # sample + rollout + verify (each rank its block of prompts; then every rank sees all)
+            ro = merge_rollouts(dist.gather(rollout_step(cfg, step, cursor, train_set, engine, pool)))
             t_rollout = time.perf_counter() - t0
             check_infra(cfg, step, ro)
             report_bad_references(ro, reported)
@@ -249,36 +274,59 @@ def train(cfg: Config, resume: bool = False) -> Path:
             t1 = time.perf_counter()
             if ro.completions:
                 batch, adv, loss_rows, shaped = advantages_for(cfg, ro, tokenizer.pad_token_id)
-                stats = update_policy(cfg, policy, reference, optimizer, scheduler, batch, adv, loss_rows)
+                mine = torch.arange(len(adv))[world.rank::world.size]  # this rank's rows of the update
+                stats = update_policy(cfg, policy, reference, optimizer, scheduler,
+                                      batch.rows(mine) if len(mine) else None, adv[mine], loss_rows[mine])
                 engine.update_weights(policy)
             else:
-                say(f"step {step}: dynamic sampling found no group with a reward spread; no update")
+                note(f"step {step}: dynamic sampling found no group with a reward spread; no update")
                 shaped, stats = ro.rewards, skip_update(cfg, optimizer, scheduler)
             t_update = time.perf_counter() - t1
             # log
             metrics = step_metrics(ro, shaped, stats, t_rollout, t_update, time.perf_counter() - t0)
+            outages = pool.take_stats()  # verify/engine_outages, verify/outage_s: summed over ranks
+            metrics.update(zip(outages, dist.all_sum(outages.values())))
             if cfg.eval.every and test_set and (step % cfg.eval.every == 0 or step == cfg.steps):
                 metrics.update(held_out_eval(cfg, step, engine, test_set, pool))
             metrics["time/elapsed_s"] = time.perf_counter() - started  # since this process started
+            watch_length(step, history, metrics)
             log.metrics(step, metrics)
             if cfg.log.sample_every and step % cfg.log.sample_every == 0:
                 log.samples(step, sample_rows(ro, cfg.log.num_samples))
             progress(step, metrics)
             # checkpoint
-            if cfg.checkpoint.every and (step % cfg.checkpoint.every == 0) and step < cfg.steps:
+            if world.main and cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < cfg.steps:
                 save_checkpoint(run_dir, step, policy, optimizer, scheduler,
                                 {"cursor": cursor.state()}, keep=cfg.checkpoint.keep)
-    save_final(policy, tokenizer, run_dir / "final")
+    if world.main:
+        save_final(policy, tokenizer, run_dir / "final")
+        write_run_plots(run_dir)
     log.close()
-    say(f"done: final model in {run_dir / 'final'}")
+    note(f"done: final model in {run_dir / 'final'}")
+    dist.shutdown()
     return run_dir
+
+
+def note(message: str) -> None:
+    """Progress messages: rank 0 speaks for every rank."""
+    if dist.is_main():
+        say(message)
+
+
+class _NoLog:
+    """The run log of ranks other than 0: rank 0 writes for all, from metrics every rank shares."""
+
+    def truncate_after(self, step: int) -> None: ...
+    def metrics(self, step: int, values: dict[str, Any]) -> None: ...
+    def samples(self, step: int, rows: list[dict[str, Any]]) -> None: ...
+    def close(self) -> None: ...
 
 
 def check_infra(cfg: Config, step: int, ro: Rollouts) -> None:
     if not ro.infra_errors:
         return
     rate = ro.infra_errors / max(ro.sampled, 1)
-    say(f"step {step}: {ro.infra_errors} of {ro.sampled} verifications failed (infrastructure); "
+    note(f"step {step}: {ro.infra_errors} of {ro.sampled} verifications failed (infrastructure); "
         f"masked out of the update. Last: {ro.last_infra_error.splitlines()[0] if ro.last_infra_error else '?'}")
     if rate > cfg.verify.max_infra_error_rate:
         raise InfraError(f"step {step}: {rate:.0%} of verifications failed, above "
@@ -291,8 +339,17 @@ def report_bad_references(ro: Rollouts, reported: set[str]) -> None:
     for problem_id, error in ro.bad_references:
         if problem_id not in reported:
             reported.add(problem_id)
-            say(f"problem {problem_id}: bad reference, its samples are masked out and counted in "
+            note(f"problem {problem_id}: bad reference, its samples are masked out and counted in "
                 f"verify/bad_references: {error.splitlines()[0]}")
+
+
+def watch_length(step: int, history: list[tuple[float, float]], metrics: dict[str, float]) -> None:
+    """Warn (once per step, logged as guard/length_warning) when reward rises while length explodes."""
+    history.append((metrics["reward/mean"], metrics["completion/len_mean"]))
+    warning = guards.length_explosion_warning(history)
+    metrics["guard/length_warning"] = float(warning is not None)
+    if warning:
+        note(f"step {step}: {warning}")
 
 
 def advantages_for(cfg: Config, ro: Rollouts, pad_id: int):
@@ -304,6 +361,9 @@ def advantages_for(cfg: Config, ro: Rollouts, pad_id: int):
     if cfg.grpo.overlong == "soft":
         shaped += grpo.soft_overlong_penalty(lengths, cfg.rollout.max_new_tokens,
                                              cfg.grpo.overlong_cache_tokens).view_as(shaped)
+    if cfg.grpo.length_penalty_coef > 0:
+        shaped = guards.length_penalty(shaped, lengths.view_as(shaped), cfg.grpo.length_penalty_target,
+                                       cfg.rollout.max_new_tokens, cfg.grpo.length_penalty_coef)
     adv = grpo.group_advantages(shaped, ro.valid, std=cfg.grpo.advantage_std).flatten()
     loss_rows = ro.valid.flatten().clone()
     if cfg.grpo.overlong == "filter":
@@ -335,21 +395,30 @@ def step_metrics(ro: Rollouts, shaped: torch.Tensor, stats: dict[str, float],
         "throughput/tokens_per_s": tokens / max(ro.generate_s, 1e-9),
         "time/generate_s": ro.generate_s, "time/verify_s": ro.verify_s,
         "time/rollout_s": t_rollout, "time/update_s": t_update, "time/step_s": t_step,
+        **guards.length_by_reward_bucket(ro.rewards, lengths.view_as(ro.rewards), ro.valid),
     }
 
 
 def held_out_eval(cfg: Config, step: int, engine: RolloutEngine, test_set: Sequence[Problem],
                   pool: VerifierPool) -> dict[str, float]:
+    """pass@1 on the held-out split; under data parallelism each rank evaluates its share."""
     t0 = time.perf_counter()
     r = cfg.rollout
     params = SamplingParams(temperature=cfg.eval.temperature, top_p=r.top_p, top_k=r.top_k,
                             max_new_tokens=r.max_new_tokens, seed=hash_seed(cfg.seed, 7919, step))
-    report = evaluate(engine, test_set, pool, n=cfg.eval.n, params=params, ks=(1,))
-    say(f"step {step}: held-out pass@1 = {report['pass@1']:.3f} ({len(test_set)} problems x {cfg.eval.n})")
-    return {"eval/pass@1": report["pass@1"], "eval/mean_reward": report["mean_reward"],
-            "eval/infra_errors": float(report["infra_errors"]),
-            "eval/bad_references": float(report["bad_references"]),
-            "eval/dropped_problems": float(report["pass@1_dropped"]), "time/eval_s": time.perf_counter() - t0}
+    share = dist.shard(test_set)
+    report = evaluate(engine, share, pool, n=cfg.eval.n, params=params, ks=(1,)) if share else None
+    parts = [p for p in dist.gather(report) if p is not None]
+    rows = [row for p in parts for row in p["problems"]]
+    scored = [row["pass@1"] for row in rows if row["pass@1"] is not None]
+    n = sum(row["n"] for row in rows)
+    out = {"eval/pass@1": sum(scored) / len(scored) if scored else 0.0,
+           "eval/mean_reward": sum(row["mean_reward"] * row["n"] for row in rows if row["n"]) / n if n else 0.0,
+           "eval/infra_errors": float(sum(p["infra_errors"] for p in parts)),
+           "eval/bad_references": float(sum(p["bad_references"] for p in parts)),
+           "eval/dropped_problems": float(len(rows) - len(scored)), "time/eval_s": time.perf_counter() - t0}
+    note(f"step {step}: held-out pass@1 = {out['eval/pass@1']:.3f} ({len(test_set)} problems x {cfg.eval.n})")
+    return out
 
 
 def sample_rows(ro: Rollouts, k: int) -> list[dict[str, Any]]:
@@ -374,7 +443,8 @@ def save_final(policy: Any, tokenizer: Any, path: Path) -> None:
 def _progress(cfg: Config, start: int):
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.steps, initial=start - 1, desc="grpo", unit="step", disable=not cfg.log.progress,
+    bar = tqdm(total=cfg.steps, initial=start - 1, desc="grpo", unit="step",
+               disable=not (cfg.log.progress and dist.is_main()),
                dynamic_ncols=True)
 
     def update(step: int, m: dict[str, float]) -> None:

@@ -6,6 +6,11 @@ denominators are those of the whole batch, see `rlvr.grpo.aggregate`). Per-token
 from the decoder's hidden states and `rlvr.grpo.selective_log_softmax`, never from full-vocabulary
 logits of the whole batch.
 
+Under data parallelism each rank passes its own rows: the loss denominators are the global
+counts (summed over ranks), gradients are summed over ranks before clipping and the step, and the
+returned statistics are global, so every rank takes the same step as one process would over the
+whole batch. A rank may hold no rows at all (`batch=None`).
+
 It does not sample, verify or compute advantages: `rlvr.train` does, and hands them in.
 """
 
@@ -16,7 +21,7 @@ from typing import Any, Sequence
 
 import torch
 
-from rlvr import grpo
+from rlvr import dist, grpo
 from rlvr.config import Config
 from rlvr.types import Completion
 
@@ -72,17 +77,20 @@ def sequence_logprobs(model: Any, batch: TokenBatch, temperature: float,
 
 
 def update_policy(cfg: Config, policy: Any, reference: Any, optimizer: Any, scheduler: Any,
-                  batch: TokenBatch, advantages: torch.Tensor, loss_rows: torch.Tensor) -> dict[str, float]:
+                  batch: TokenBatch | None, advantages: torch.Tensor, loss_rows: torch.Tensor) -> dict[str, float]:
     """grpo.inner_steps optimiser steps on one batch, accumulating gradients over micro-batches.
 
     advantages: (B,); loss_rows: (B,) bool, the samples that count (valid, not filtered out).
+    `batch` None: this rank has no rows this step (it still takes part in the step).
     """
     g, T = cfg.grpo, cfg.rollout.temperature
     autocast = use_autocast(cfg, next(policy.parameters()).device)
-    norm = grpo.BatchNorm(num_seqs=int(loss_rows.sum()), num_tokens=int(batch.mask[loss_rows].sum()),
+    local = [float(loss_rows.sum()), float(batch.mask[loss_rows].sum())] if batch is not None else [0.0, 0.0]
+    num_seqs, num_tokens = dist.all_sum(local)  # the whole batch's denominators, over every rank
+    norm = grpo.BatchNorm(num_seqs=int(num_seqs), num_tokens=int(num_tokens),
                           norm_tokens=g.loss_norm_tokens or cfg.rollout.max_new_tokens)
     active = loss_rows & ((advantages != 0) | (g.beta > 0))
-    idx = active.nonzero().flatten()
+    idx = active.nonzero().flatten() if batch is not None else torch.zeros(0, dtype=torch.long)
     micro = [idx[s:s + cfg.optim.micro_batch_size] for s in range(0, len(idx), cfg.optim.micro_batch_size)]
     device = next(policy.parameters()).device
     fixed: list[dict[str, torch.Tensor]] = []
@@ -121,17 +129,20 @@ def update_policy(cfg: Config, policy: Any, reference: Any, optimizer: Any, sche
             sums["kl_sampler"] += float((grpo.kl_k3(logp.detach(), sampler) * mask).sum())
             sums["tokens"] += n_tok
         params = [p for p in policy.parameters() if p.requires_grad]
+        dist.all_reduce_grads(params)
         if cfg.optim.max_grad_norm > 0:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.max_grad_norm))
         optimizer.step()
         scheduler.step()
+    keys = list(sums)
+    sums = dict(zip(keys + ["sequences"], dist.all_sum([sums[k] for k in keys] + [float(len(idx))])))
     tok = max(sums.pop("tokens"), 1.0)
     mu = g.inner_steps
     return {"loss": sums["loss"] / mu, "clip/low_frac": sums["clip_low"] / tok,
             "clip/high_frac": sums["clip_high"] / tok, "entropy": sums["entropy"] / tok,
             "kl/ref": sums["kl_ref"] / tok if g.beta > 0 else float("nan"),
             "kl/sampler": sums["kl_sampler"] / tok, "grad_norm": grad_norm,
-            "lr": scheduler.get_last_lr()[0], "update/sequences": float(len(idx))}
+            "lr": scheduler.get_last_lr()[0], "update/sequences": sums["sequences"]}
 
 
 def skip_update(cfg: Config, optimizer: Any, scheduler: Any) -> dict[str, float]:

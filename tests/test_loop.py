@@ -116,3 +116,15 @@ def test_bad_references_are_masked_counted_apart_and_reported_once(tiny_model_di
 def test_the_engine_is_told_after_every_update(tiny_model_dir, tmp_path):
     run(tiny_model_dir, tmp_path / "u", steps=3)
     assert fakes.ScriptedEngine.last.updates == 3 and fakes.ScriptedEngine.last.closed
+
+
+def test_the_length_guard_logs_lengths_per_reward_bucket_and_penalises_past_its_target(tiny_model_dir, tmp_path):
+    # lengths 2, 2, 3, 3 tokens; past the target of 2 the penalty is 0.5 * (3 - 2) / (4 - 2) = 0.25
+    rows = run(tiny_model_dir, tmp_path / "len", "--rollout.max_new_tokens=4", "--grpo.length_penalty_coef=0.5",
+               "--grpo.length_penalty_target=2", steps=1)
+    r = rows[1]
+    assert r["reward/shaped_mean"] == pytest.approx(r["reward/mean"] - 0.125)
+    # LengthVerifier: "abc" (2 tokens) and "abcde" (3) score 1, "ab" (2) and "abcd" (3) score 0
+    assert r["guard/count/full"] == r["guard/count/zero"] == 4
+    assert r["guard/len_mean/full"] == r["guard/len_mean/zero"] == 2.5
+    assert r["guard/length_warning"] == 0.0
