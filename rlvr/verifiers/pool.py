@@ -17,8 +17,13 @@ What each item becomes:
 - for a verifier without a declared budget, `Verdict(0, status="timeout")` when it ran past
   `timeout_s` (hostile model text hung the verifier: the model's failure), and
   `status="resource_limit"` on `MemoryError`/`RecursionError`;
+- `Verdict(0, status="verifier_crash")` when the item killed two fresh workers (a segfault or an
+  out-of-memory kill) while another completion of the same problem in the same call was judged:
+  the verifier, its reference and the worker survive that problem, so this completion's text is
+  what kills it (the model's failure). When no completion of the problem was judged the cause
+  cannot be told apart from a broken verifier or reference, and it stays a `VerifierError`;
 - a `VerifierError` (returned, not raised) when the verifier raised, its worker died twice on the
-  same item, or it ran past the budget it declared itself: such a verifier bounds the model's
+  same item (see above), or it ran past the budget it declared itself: such a verifier bounds the model's
   time on its own (a code verifier through its sandbox), so outliving the budget is
   infrastructure (a slow engine, a stuck harness), never the model's timeout;
 - a `SandboxError` or other `InfraError` raised inside the verifier, as itself;
@@ -246,7 +251,12 @@ class VerifierPool:
                 todo.append(i)
             except (InfraError, BadReferenceError) as exc:
                 finish(i, exc)
-        self._run(problems, completions, todo, budgets, finish)
+        died: set[int] = set()
+        self._run(problems, completions, todo, budgets, finish, died)
+        judged = {problems[i].id for i, r in enumerate(results) if isinstance(r, Verdict)}
+        for i in died:
+            if problems[i].id in judged:  # the same problem was judged: this completion kills workers
+                results[i] = Verdict(0.0, False, "verifier_crash", {"why": "killed two verifier workers"})
         return results  # type: ignore[return-value]
 
     def _budget(self, problem: Problem) -> float | None:
@@ -264,7 +274,7 @@ class VerifierPool:
 
     def _run(self, problems: Sequence[Problem], completions: Sequence[Completion],
              todo: collections.deque[int], budgets: Mapping[int, float | None],
-             finish: Callable[[int, Result], None]) -> None:
+             finish: Callable[[int, Result], None], died: set[int]) -> None:
         attempts: collections.Counter[int] = collections.Counter()
         while todo or any(w.item is not None for w in self._pool):
             for w in self._pool:  # hand out work
@@ -297,6 +307,7 @@ class VerifierPool:
                         if attempts[i] < _MAX_ATTEMPTS:
                             todo.appendleft(i)
                         else:
+                            died.add(i)
                             finish(i, VerifierError(f"verifier worker died twice on {problems[i].id}"))
                         continue
                     if kind == "notice":

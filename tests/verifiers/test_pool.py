@@ -45,10 +45,18 @@ def test_a_verifier_bug_is_an_infra_error_not_a_zero_reward(pool):
 
 
 def test_a_worker_that_dies_on_an_item_is_replaced_and_the_item_reported(pool):
-    results = run(pool, "crash", "ok")
-    assert isinstance(results[0], VerifierError) and "died" in str(results[0])
-    assert results[1].passed
+    results = run(pool, "crash", "crash")  # no completion of the problem was judged: who is at fault?
+    assert all(isinstance(r, VerifierError) and "died" in str(r) for r in results)
     assert len(pool.pids()) == 2
+
+
+def test_a_completion_that_kills_workers_where_its_siblings_are_judged_is_the_models_failure(pool):
+    results = run(pool, "crash", "ok")
+    assert results[0] == Verdict(0.0, False, "verifier_crash", {"why": "killed two verifier workers"})
+    assert results[1].passed
+    other = Problem(id="q", prompt="q", verifier="slow")  # a sibling of another problem does not count
+    mixed = pool.verify([P, other], [Completion("crash"), Completion("ok")])
+    assert isinstance(mixed[0], VerifierError)
 
 
 def test_memory_is_capped_from_outside(pool):
