@@ -27,6 +27,7 @@ from rlvr.types import Completion, Prompt
 ENTRY_POINT_GROUP = "rlvr.rollout_engines"
 BUILTIN_ENGINES: dict[str, str] = {
     "hf": "rlvr.rollout.hf:HFRolloutEngine",
+    "vllm": "rlvr.rollout.vllm:VLLMEngine",
 }
 
 
