@@ -196,6 +196,9 @@ def test_lifecycle_and_budget():
     verifier.close()
     assert verifier._sandbox is None
     verifier.close()  # twice is fine
+    given = BrokenSandbox()
+    given.grace_s = 0.5  # a sandbox object passed in: its own host grace counts
+    assert CodeVerifier(sandbox=given, timeout_s=2, startup_grace_s=1).budget_s(problem(HUMANEVAL_STYLE)) == 3.5
 
 
 class BrokenSandbox:

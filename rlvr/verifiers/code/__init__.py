@@ -164,7 +164,8 @@ class CodeVerifier:
         runs = 1
         if reference.get("test_format", "assert") == "io" and isinstance(reference.get("tests"), list):
             runs = max(1, len(reference["tests"]))
-        grace_s = float(self.sandbox_options.get("grace_s", 3.0))
+        grace_s = getattr(self._sandbox, "grace_s", None) if self.sandbox_name is None else None
+        grace_s = float(self.sandbox_options.get("grace_s", 3.0) if grace_s is None else grace_s)
         return runs * (self.limits.timeout_s + grace_s) + self.startup_grace_s
 
     # ---- the protocol ---------------------------------------------------------------------

@@ -17,12 +17,12 @@ Two processes, one boundary between them:
 
 In the test process the entry point, and every name the test script reads that neither the
 script, the prompt's code nor the builtins define, is a proxy of the candidate's function of that
-name: it sends the call's arguments as tagged plain data and decodes the reply: only None, bool, int, float, str,
-bytes, complex, list, tuple, dict, set and frozenset of exactly those types, nested at most
-`MAX_DEPTH` deep, at most `MAX_MESSAGE_BYTES` long, parsed as JSON (no pickle, no eval). An
-exception of the candidate's becomes one of a few builtin exception types (by name) or
-`CandidateError`; a candidate process that exits or answers garbage fails that call and every
-later one. The host reads results only from the test process's stdout:
+name: it sends the call's arguments as tagged plain data and decodes the reply, which may hold
+only None, bool, int, float, str, bytes, complex, list, tuple, dict, set and frozenset of exactly
+those types, nested at most `MAX_DEPTH` deep, at most `MAX_MESSAGE_BYTES` long, parsed as JSON
+(no pickle, no eval). An exception of the candidate's becomes one of a few builtin exception types
+(by name) or `CandidateError`; a candidate process that exits or answers garbage fails that call
+and every later one. The host reads results only from the test process's stdout:
 
     <nonce> {"case": 3, "ok": true}                    a case of the test script ran through
     <nonce> {"case": 3, "error": "AssertionError: "}   ... or raised
@@ -33,12 +33,23 @@ later one. The host reads results only from the test process's stdout:
     <nonce> {"infra_error": "..."}                     the test process cannot protect itself
     <nonce> {"done": true}                             written last, after every case
 
+Why the candidate cannot forge this. Everything it can reach is its own: its memory (a copy of
+the test process from before any test, expected value or nonce was read), its frames (the caller
+of its functions is `_serve`, which holds only the call's arguments), its builtins and modules
+(the tests' are the test process's), the run directory (only this file: the instructions came on
+stdin), and the reply pipe (through which it can only send what a function could return). The
+verdict channel is the test process's stdout, which the candidate process never inherits; the
+kernel refuses it the test process's memory and descriptors (`/proc/PID/mem`, `/proc/PID/fd`,
+`ptrace`, `process_vm_readv`, `pidfd_getfd`: the test process is not dumpable, and Landlock
+forbids tracing outside the domain) and, from Landlock ABI 6 on, its signals. Killing or
+stopping the test process, where it can, only ends the run without `done`: a fail, never a pass.
+
 What this does not protect against: a candidate that computes the right answers (or hard-codes
 the examples in the prompt) passes; objects that are not plain data (instances of the
 candidate's classes, generators, callables) cannot cross, so tests that need them fail; a test
-that checks an argument the candidate mutates in place sees the unmutated argument; the
-candidate can kill or stall the test process only where the kernel lacks Landlock's signal
-scoping (ABI 6), and then the run fails or times out, it never passes.
+that checks an argument the candidate mutates in place sees the unmutated argument; integers over
+Python's 4300-digit conversion limit do not cross; a kernel vulnerability (both processes share
+the uid) defeats the kernel's protections above, as it would defeat the container.
 """
 
 import builtins
