@@ -6,7 +6,8 @@ Which marker wins, in a completion:
 2. else the last Minerva closing sentence, "The final answer is 12. I hope it is correct.": the
    format ends the answer there, and what a model writes after it is a new problem;
 3. else the marker that comes *last* among: the last group of `\\boxed{...}` / `\\fbox{...}`,
-   a GSM8K `#### 42` line, and an explicit "final answer" phrase ("The final answer is 12",
+   a GSM8K `#### 42` line (after a box, only a bare one: `#### Verification` is a markdown
+   heading), and an explicit "final answer" phrase ("The final answer is 12",
    "Final Answer: 12"): a model that boxes an intermediate value and then states its final
    answer is graded on the final statement. A final-answer phrase after a box overrides it only
    when it states an answer (a number, some math or a choice letter), not prose ("the final
@@ -165,6 +166,11 @@ def _overrides(answer: str) -> bool:
     return len(_WORDS.findall(plain)) < _PROSE_WORDS and _ANSWER_LIKE.search(answer) is not None
 
 
+def _bare_answer(line: str) -> bool:
+    """`42`, `$1,200`, `\\frac{3}{4}`: an answer with no word in it."""
+    return _ANSWER_LIKE.search(line) is not None and not _WORDS.findall(line)
+
+
 def _tag_answer(inner: str) -> str:
     """The answer inside `<answer>` tags: a box, an "answer is" phrase, the one number of a
     sentence (`The value is 5`), or the whole content (`5`, `x = 5`, `Monday`, `5 apples`)."""
@@ -195,8 +201,8 @@ def extract_answer(text: str, last_number: bool = False) -> Extraction | None:
     groups = _box_groups(tail)
     if groups:
         candidates.append((groups[-1][0][0], _group_answer(groups[-1])))
-    gsm = list(_GSM8K.finditer(tail))
-    if gsm:
+    gsm = [m for m in _GSM8K.finditer(tail) if not candidates or _bare_answer(m.group(1))]
+    if gsm:  # after a box, only a bare `#### 42` counts: `#### Verification` is a heading
         candidates.append((gsm[-1].start(), Extraction(gsm[-1].group(1).strip(), "gsm8k")))
     final = _phrase_answer(tail, final_only=True)
     if final is not None and not (candidates and not _overrides(final[1])):
