@@ -1,5 +1,6 @@
-"""The code verifier without Docker: extraction, assert splitting, value handling, and every test
-format end to end through the subprocess backend (the Docker backend is in test_code_docker.py)."""
+"""The code verifier without Docker: extraction, marking the cases of assert scripts, plain data,
+bad references, the lifecycle and budget, and every test format end to end through the subprocess
+backend (the Docker backend: test_code_forging.py and test_code_humaneval.py)."""
 
 import pickle
 
