@@ -171,6 +171,8 @@ class _Parser:
             return sympy.Abs(self.group("|", "|"))
         if tok.isalpha():
             self.take()
+            if self.peek() == "_":
+                return self._subscripted(tok)
             if self.peek() == "(" and self.tokens[self.i + 2:self.i + 3] == [")"]:
                 raise NotInSubset("`f(x)`: a function, read by the grammar")
             return self._letter(tok)
@@ -190,7 +192,7 @@ class _Parser:
         if name == "infty":
             return sympy.oo
         if name in _GREEK:
-            return sympy.Symbol(name)
+            return self._subscripted(name) if self.peek() == "_" else sympy.Symbol(name)
         if name == "binom":
             n, k = self.group("{", "}"), self.group("{", "}")
             if n.is_Integer and n > 3_000:
@@ -220,6 +222,24 @@ class _Parser:
                 arg = arg * self.power()
         value = sympy.log(arg, base) if base is not None else _FUNCTIONS[name](arg)
         return _power(value, power) if power is not None else value
+
+    def _subscripted(self, name: str) -> sympy.Expr:
+        """`x_1`, `x_{1}`, `V_1`, `a_n`, `x_{12}`, `\\theta_{abc}`: one symbol, named as the grammar
+        names it (`x_1`, `x_{12}`); any other subscript is left to the grammar."""
+        self.take("_")
+        if self.peek() == "{":
+            self.take("{")
+            parts = []
+            while self.peek() is not None and self.peek() != "}":
+                parts.append(self.take())
+            self.take("}")
+        else:
+            parts = [self.take()]
+        sub = "".join(parts)
+        if not parts or not all(p.isalnum() for p in parts) or len(parts) == 1 and len(sub) > 1 \
+                and self.tokens[self.i - 1] != "}":
+            raise NotInSubset("a subscript the grammar reads")
+        return sympy.Symbol(f"{name}_{sub}" if len(sub) == 1 else f"{name}_{{{sub}}}")
 
     @staticmethod
     def _letter(tok: str) -> sympy.Expr:
