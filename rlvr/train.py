@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from rlvr import dist, grpo, guards
-from rlvr.checkpoint import latest_checkpoint, load_model_weights, load_training_state, save_checkpoint
+from rlvr.checkpoint import (latest_checkpoint, load_model_weights, load_training_state, save_checkpoint,
+                             save_final)
 from rlvr.components import build_engine, build_pool, resolve_device, sampling_dtype, task_problems
 from rlvr.config import Config, save_config, to_dict
 from rlvr.errors import ConfigError, InfraError
@@ -242,18 +243,10 @@ def train(cfg: Config, resume: bool = False) -> Path:
         tokenizer = load_tokenizer(cfg.model.name)
         policy, reference = build_policy(cfg, device)
         optimizer, scheduler = build_optimizer(cfg, policy)
-        cursor, start = DataCursor(len(train_set), cfg.seed), 1
         log = RunLog(run_dir, tensorboard=cfg.log.tensorboard, report_to=cfg.log.report_to,
                      config=to_dict(cfg), project=cfg.log.project) if world.main else _NoLog()
-        if checkpoint is not None:
-            load_model_weights(checkpoint, policy)
-            state = load_training_state(checkpoint, optimizer, scheduler)
-            cursor = DataCursor(len(train_set), cfg.seed, **state["cursor"])
-            start = state["step"] + 1
-            log.truncate_after(state["step"])
-            note(f"resuming {run_dir} after step {state['step']}")
-        else:
-            log.truncate_after(-1)
+        stack.callback(log.close)  # tracker runs end on errors too
+        cursor, start = restore(checkpoint, cfg, policy, optimizer, scheduler, log, len(train_set))
         dtype = sampling_dtype(cfg.model.rollout_dtype, cfg.model.dtype, device, cfg.model.lora.enabled)
         engine = stack.enter_context(contextlib.closing(build_engine(
             cfg.rollout.engine, policy, tokenizer, dtype=dtype, options=cfg.rollout.options)))
@@ -297,14 +290,27 @@ def train(cfg: Config, resume: bool = False) -> Path:
             # checkpoint
             if world.main and cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < cfg.steps:
                 save_checkpoint(run_dir, step, policy, optimizer, scheduler,
-                                {"cursor": cursor.state()}, keep=cfg.checkpoint.keep)
-    if world.main:
-        save_final(policy, tokenizer, run_dir / "final")
-        write_run_plots(run_dir)
-    log.close()
+                                {"cursor": cursor.state()}, keep=cfg.checkpoint.keep, tokenizer=tokenizer)
+        if world.main:
+            save_final(policy, tokenizer, run_dir / "final")
+            write_run_plots(run_dir)
     note(f"done: final model in {run_dir / 'final'}")
     dist.shutdown()
     return run_dir
+
+
+def restore(checkpoint: Path | None, cfg: Config, policy: Any, optimizer: Any, scheduler: Any, log: Any,
+            num_train: int) -> tuple[DataCursor, int]:
+    """(data cursor, first step): from `checkpoint` when resuming, else a fresh start. Metrics and
+    samples logged after the checkpoint are dropped, so the files read as one run."""
+    if checkpoint is None:
+        log.truncate_after(-1)
+        return DataCursor(num_train, cfg.seed), 1
+    load_model_weights(checkpoint, policy)
+    state = load_training_state(checkpoint, optimizer, scheduler)
+    log.truncate_after(state["step"])
+    note(f"resuming {cfg.output_dir} after step {state['step']}")
+    return DataCursor(num_train, cfg.seed, **state["cursor"]), state["step"] + 1
 
 
 def note(message: str) -> None:
@@ -429,15 +435,6 @@ def sample_rows(ro: Rollouts, k: int) -> list[dict[str, Any]]:
                      "reward": float(ro.rewards.flatten()[j]), "status": ro.statuses[j],
                      "finish_reason": ro.completions[j].finish_reason})
     return rows
-
-
-def save_final(policy: Any, tokenizer: Any, path: Path) -> None:
-    """`save_pretrained` of the final policy; LoRA adapters are merged (and kept in adapter/)."""
-    if hasattr(policy, "merge_and_unload"):
-        policy.save_pretrained(path / "adapter")
-        policy = policy.merge_and_unload()
-    policy.save_pretrained(path, safe_serialization=True)
-    tokenizer.save_pretrained(path)
 
 
 def _progress(cfg: Config, start: int):
