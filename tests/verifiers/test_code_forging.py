@@ -283,3 +283,36 @@ def test_generic_attacks_on_mbpp_fixtures_pass_none(verifier, attack):
             assert verifier.verify(p, fenced(reference_code)).passed, p.id
     print(f"\nMBPP fixtures, {attack}: {len(forged)}/{len(problems)} forged")
     assert len(problems) >= 15 and forged == []
+
+
+class AttackEngine:
+    """A rollout engine that 'samples', for each MBPP prompt, the reference solution and then one
+    wrong solution per generic attack: what `rlvr eval` would score if a policy found them."""
+
+    def __init__(self, completions_by_prompt: dict):
+        self.completions_by_prompt = completions_by_prompt
+
+    def generate(self, prompts, params):
+        return [[Completion(f"```python\n{code}\n```") for code in self.completions_by_prompt[repr(p)]]
+                for p in prompts]
+
+
+def test_generic_attacks_through_rlvr_eval_on_mbpp_fixtures(verifier):
+    from rlvr.eval import evaluate
+    from rlvr.rollout.base import SamplingParams
+    from rlvr.verifiers.pool import VerifierPool
+
+    attacks = [forging_helpers.MODULE_ATTACKS[a] for a in sorted(forging_helpers.MODULE_ATTACKS)]
+    found, completions = mbpp_problems(), {}
+    for p, reference_code, name in found:
+        wrong = [trick + f"def {name}(*args):\n    return None\n" for trick in attacks]
+        wrong.append(f"def {name}(*args):\n" + forging_helpers.READ_CALLER_BODY)
+        completions[repr(p.prompt)] = [reference_code] + wrong
+    n = len(attacks) + 2
+    code_verifier = CodeVerifier(timeout_s=5, memory_mb=256, pids=32, disk_mb=16, output_bytes=64 << 10)
+    with VerifierPool({"code": code_verifier}, workers=1, timeout_s=60) as pool:
+        report = evaluate(AttackEngine(completions), [p for p, _, _ in found], pool, n=n,
+                          params=SamplingParams(), ks=(1,))
+    correct = {row["id"]: row["correct"] for row in report["problems"]}
+    assert correct == {p.id: 1 for p, _, _ in found}  # the reference passes, no attack does
+    assert report["infra_errors"] == 0 and report.get("bad_references", 0) == 0
