@@ -45,6 +45,7 @@ from typing import Any, Mapping, Sequence
 from rlvr.errors import BadReferenceError, SandboxError
 from rlvr.sandbox.base import ExecutionResult, Limits, Program, Sandbox, make_sandbox
 from rlvr.types import Completion, Problem, Verdict
+from rlvr.verifiers.base import BaseVerifier
 from rlvr.verifiers.code import asserts, values
 from rlvr.verifiers.code.extract import last_code_block, with_prelude
 
@@ -99,7 +100,7 @@ class _Outcome:
             self.failures.append(why)
 
 
-class CodeVerifier:
+class CodeVerifier(BaseVerifier):
     """Judges code completions against tests (see the module docstring).
 
     Options: `sandbox` (backend name, default "docker"), `sandbox_options` (passed to it),
