@@ -58,6 +58,7 @@ _CONNECTOR = re.compile(
     r"(?:\s|\$|\\[()\[\]]|[,;&~]|\\[,;:! ]|\\q?quad\b|\\text\s*\{\s*(?:and|or|,)?\s*\}|\band\b|\bor\b"
     r"|\([a-z]\)|(?:\\?[A-Za-z]+(?:_\{?\w+\}?)?'?|\([A-Za-z, ]+\))\s*(?:=|:)(?!=))*", re.I)
 MAX_CONNECTOR_CHARS = 60
+_BOX_LABEL = re.compile(r"(?<![\\A-Za-z])([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*\$?\s*\\?\(?\s*$")
 _PROSE_WORDS = 4  # a final-answer phrase with this many words is prose, not an answer
 
 
@@ -138,11 +139,18 @@ def _distinct(contents: list[str]) -> list[str]:
     return kept
 
 
-def _group_answer(group: list[tuple[int, int, str]]) -> Extraction:
+def _group_answer(text: str, group: list[tuple[int, int, str]]) -> Extraction:
+    """One box's content, or the list of a group's distinct boxes, each with the label written
+    just before it (`$a = \\boxed{3}$ and $b = \\boxed{5}$` reads as `a = 3, b = 5`)."""
     contents = _distinct([c for _, _, c in group])
     if len(contents) == 1:
         return Extraction(contents[0], "boxed")
-    return Extraction(", ".join(c.strip() for c in contents), "boxes")
+    labelled = []
+    for start, _, content in group:
+        label = _BOX_LABEL.search(text, max(0, start - MAX_CONNECTOR_CHARS), start)
+        labelled.append(f"{label.group(1)} = {content.strip()}" if label and "=" not in content
+                        else content.strip())
+    return Extraction(", ".join(_distinct(labelled)), "boxes")
 
 
 def _phrase_answer(text: str, final_only: bool = False) -> tuple[int, str] | None:
@@ -176,7 +184,7 @@ def _tag_answer(inner: str) -> str:
     sentence (`The value is 5`), or the whole content (`5`, `x = 5`, `Monday`, `5 apples`)."""
     groups = _box_groups(inner)
     if groups:
-        return _group_answer(groups[-1]).text
+        return _group_answer(inner, groups[-1]).text
     phrase = _phrase_answer(inner)
     if phrase is not None:
         return phrase[1]
@@ -196,11 +204,11 @@ def extract_answer(text: str, last_number: bool = False) -> Extraction | None:
     if minerva:  # the format's closing sentence: what follows it is a new problem
         answer = minerva[-1].group(1).strip()
         boxed = _box_groups(answer)
-        return _group_answer(boxed[-1]) if boxed else Extraction(answer, "final_phrase")
+        return _group_answer(answer, boxed[-1]) if boxed else Extraction(answer, "final_phrase")
     candidates: list[tuple[int, Extraction]] = []
     groups = _box_groups(tail)
     if groups:
-        candidates.append((groups[-1][0][0], _group_answer(groups[-1])))
+        candidates.append((groups[-1][0][0], _group_answer(tail, groups[-1])))
     gsm = [m for m in _GSM8K.finditer(tail) if not candidates or _bare_answer(m.group(1))]
     if gsm:  # after a box, only a bare `#### 42` counts: `#### Verification` is a heading
         candidates.append((gsm[-1].start(), Extraction(gsm[-1].group(1).strip(), "gsm8k")))
