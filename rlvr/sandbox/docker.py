@@ -407,6 +407,15 @@ class DockerSandbox:
         for container in started:
             self._release(container, reuse=True)
 
+    def harness_info(self, limits: Limits) -> dict[str, Any]:
+        """What the harness of a warm container for `limits` reported when it started (its
+        Python, the Landlock ABI it confines programs with: `landlock`, 0 = none)."""
+        container = self._acquire(_Shape.of(limits))
+        try:
+            return dict(container.hello)
+        finally:
+            self._release(container, reuse=True)
+
     def close(self) -> None:
         """Remove every container this object started. Safe to call more than once."""
         if self._pid != os.getpid():

@@ -135,6 +135,7 @@ def run_checks(image: str = engine.DEFAULT_IMAGE, runtime: str = "auto",
             except SandboxError as exc:
                 ok, detail = False, str(exc)
             checks.append(Check(name, ok, detail))
+        checks.append(_landlock(sandbox.harness_info(limits)))
         checks.append(_overhead(sandbox, limits))
     leftovers = engine.our_containers(api, mine_only=True)
     checks.append(Check("nothing left behind", not leftovers, f"{len(leftovers)} containers left"))
@@ -150,6 +151,17 @@ def _outage_checks(api, budget_s: float) -> list[Check]:
     budget = (f"{budget_s:g} s (sandbox option outage_budget_s): runs wait this long for an engine "
               "that stopped answering, then fail fast")
     return [Check("engine restarts (live-restore)", True, restore), Check("outage budget", True, budget)]
+
+
+def _landlock(hello: dict) -> Check:
+    """Programs write only in their run directory (and, from ABI 6, signal only their own
+    processes) through Landlock; without it, /dev/shm and the rest of the tmpfs are writable."""
+    abi = int(hello.get("landlock") or 0)
+    if abi < 1:
+        return Check("landlock", False, "the kernel has no Landlock: a program could write outside "
+                     "its run dir (e.g. /dev/shm) and leave files for the next one; use Linux >= 5.13")
+    scoped = "signals scoped to the program" if abi >= 6 else "signals not scoped (ABI < 6)"
+    return Check("landlock", True, f"ABI {abi}: writes only in the run dir; {scoped}")
 
 
 def _overhead(sandbox, limits: Limits, runs: int = 10) -> Check:

@@ -19,7 +19,7 @@ def test_doctor_reports_every_check_passing(docker_ready, capsys):
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
     assert all(c["ok"] for c in checks.values())
     assert {"engine", "image", "runtime", "no network", "memory limit (swap off)", "pids limit",
-            "nothing left behind"} <= set(checks)
+            "landlock", "nothing left behind"} <= set(checks)
 
 
 @pytest.mark.docker
@@ -46,3 +46,11 @@ def test_missing_engine_is_an_error_with_the_fix(tmp_path, capsys):
     assert "start the Docker engine" in capsys.readouterr().err
     assert main(["sandbox", "doctor", "--docker-host", url]) == 1
 
+
+
+def test_doctor_reports_the_landlock_abi_programs_are_confined_with():
+    from rlvr.sandbox.doctor import _landlock
+
+    assert _landlock({"landlock": 7}).ok and "signals scoped" in _landlock({"landlock": 7}).detail
+    assert _landlock({"landlock": 3}).ok and "not scoped" in _landlock({"landlock": 3}).detail
+    assert not _landlock({"landlock": 0}).ok and not _landlock({}).ok
