@@ -19,7 +19,6 @@ import sys
 import forging_helpers
 import pytest
 
-from rlvr.sandbox import engine
 from rlvr.types import Completion, Problem
 from rlvr.verifiers.code import CodeVerifier
 
@@ -155,13 +154,6 @@ def problem_of(tests: str, prelude: str, entry_point: str) -> Problem:
 
 def fenced(code: str) -> Completion:
     return Completion(f"```python\n{code}\n```")
-
-
-@pytest.fixture(scope="module")
-def docker_ready() -> None:
-    reason = engine.unavailable_reason()
-    if reason:
-        pytest.skip(f"Docker sandbox unavailable: {reason}")
 
 
 @pytest.fixture(scope="module")
