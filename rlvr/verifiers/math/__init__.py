@@ -62,7 +62,9 @@ _CHOICE_IN_TEXT = re.compile(
 class MathVerifier:
     """Checks the final answer of a completion against `problem.reference["answer"]`.
 
-    Options: `rel_tol` is the relative tolerance used only when a decimal is involved;
+    Options: `rel_tol` is the relative tolerance of a decimal answer to an exact reference that
+    has no exact decimal at the answer's places (`1/3`, `\\sqrt{2}`; a decimal reference is read
+    at its own precision instead);
     `last_number_fallback` accepts the last number of the text when no answer is marked;
     `probe_points` is how many random points must agree for expressions with variables.
     """
