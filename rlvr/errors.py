@@ -25,6 +25,28 @@ class RlvrError(Exception):
     """Base class of every error rlvr raises on purpose."""
 
 
+class _WithContext(Exception):
+    """Errors that carry keyword context (`problem_id`, `verifier`, `judge`, ...) as attributes,
+    kept when they cross from verifier workers to the trainer (pickling)."""
+
+    context: tuple[str, ...] = ()
+
+    def __init__(self, message: str = "", **context: str):
+        super().__init__(message)
+        unknown = set(context) - set(self.context)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} takes no context {sorted(unknown)}")
+        for name in self.context:
+            setattr(self, name, context.get(name, ""))
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), str(self), {n: getattr(self, n) for n in self.context}))
+
+
+def _rebuild(cls: type, message: str, context: dict[str, str]) -> Exception:
+    return cls(message, **context)
+
+
 class ConfigError(RlvrError):
     """A configuration value, key or file is invalid. The message names the key."""
 
@@ -41,22 +63,13 @@ class DataError(RlvrError):
     """A data file or one of its rows is malformed. The message names the file and line."""
 
 
-class BadReferenceError(DataError):
+class BadReferenceError(_WithContext, DataError):
     """A problem's reference cannot be read by its verifier: a dataset bug, not the model's failure
     and not an infrastructure failure. The trainer masks the sample out, counts it separately
     (`verify/bad_references`) and reports each problem once. Carries `problem_id` and `verifier`.
     """
 
-    def __init__(self, message: str, *, problem_id: str = "", verifier: str = ""):
-        super().__init__(message)
-        self.problem_id, self.verifier = problem_id, verifier
-
-    def __reduce__(self):  # crosses from verifier workers to the trainer with its context
-        return (_bad_reference, (str(self), self.problem_id, self.verifier))
-
-
-def _bad_reference(message: str, problem_id: str, verifier: str) -> "BadReferenceError":
-    return BadReferenceError(message, problem_id=problem_id, verifier=verifier)
+    context = ("problem_id", "verifier")
 
 
 class CheckpointError(RlvrError):
@@ -75,19 +88,10 @@ class SandboxError(InfraError):
     """The sandbox itself failed (engine unreachable, image missing, container lost)."""
 
 
-class JudgeError(InfraError):
+class JudgeError(_WithContext, InfraError):
     """An LLM judge gave no usable answer: timeout, HTTP error, connection refused, malformed or
     empty reply, refusal. Never a "no" and never a reward of 0. Carries `judge` (which judge) and
     `reason` (a short word: "timeout", "http_status", "connection", "malformed", "empty",
     "refusal", "truncated")."""
 
-    def __init__(self, message: str, *, judge: str = "", reason: str = ""):
-        super().__init__(message)
-        self.judge, self.reason = judge, reason
-
-    def __reduce__(self):  # crosses from verifier workers to the trainer with its context
-        return (_judge_error, (str(self), self.judge, self.reason))
-
-
-def _judge_error(message: str, judge: str, reason: str) -> "JudgeError":
-    return JudgeError(message, judge=judge, reason=reason)
+    context = ("judge", "reason")
