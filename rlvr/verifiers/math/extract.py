@@ -13,7 +13,9 @@ Which marker wins, in a completion:
    when it states an answer (a number, some math or a choice letter), not prose ("the final
    answer is correct", "... is what we found above");
 4. else the last "the answer is ..." phrase, up to the end of its sentence ("12. I hope it is
-   correct." ends after `12`);
+   correct." ends after `12`).
+   A phrase's answer that is a prose sentence with one number is that number ("Final Answer:
+   The largest $n$ is 34." gives `34`);
 5. only when asked for (`last_number=True`): the last number written anywhere.
 
 Several boxes: boxes joined only by connectors (`,`, `;`, "and", "or", math delimiters and
@@ -44,8 +46,10 @@ _GSM8K = re.compile(r"####\s*([^\n]+)")
 _ANSWER_PHRASE = re.compile(
     r"(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is|=|:)|final\s+answer\s*[:=]?)\s*[:]?\s*", re.I)
 _FINAL_PHRASE = re.compile(r"final\s+answer", re.I)
-_MINERVA = re.compile(r"final\s+answer\s+is\s*:?\s*(.{1,%d}?)\s*\.?\s*I\s+hope\s+it\s+is\s+correct"
+_MINERVA = re.compile(r"final\s+answer\s*(?:is|:)\s*:?\s*(.{1,%d}?)\s*\.?\s*I\s+hope\s+it\s+is\s+correct"
                       % MAX_MINERVA_CHARS, re.I | re.S)
+_INNER_PHRASE = re.compile(r"^.*?final\s+answer\s+is\s*:?\s*", re.I | re.S)
+_QUOTES = " \t\"'`*_"
 _ANSWER_LIKE = re.compile(r"[\d\\$]|^\s*\(?[A-J]\)?\s*$")  # a number, some math, or a choice
 # A sentence ends at a full stop followed by a capital letter, a new paragraph or the end; not
 # after `\.`, and not inside `3.5` or after an abbreviation followed by a lower-case word.
@@ -161,10 +165,20 @@ def _phrase_answer(text: str, final_only: bool = False) -> tuple[int, str] | Non
         rest = text[m.end():m.end() + MAX_ANSWER_CHARS]
         end = _SENTENCE_END.search(rest)
         candidate = (rest[:end.start()] if end else rest.split("\n", 1)[0])
-        candidate = _REASON.split(candidate, 1)[0].strip(" \t*_")
+        candidate = _REASON.split(candidate, 1)[0].strip(_QUOTES)
         if candidate:
-            return m.start(), candidate
+            return m.start(), _sentence_answer(candidate)
     return None
+
+
+def _sentence_answer(text: str) -> str:
+    """The one number of a sentence given as the answer (`The largest $n$ is 34` -> `34`), or
+    the text itself when it is not such a sentence."""
+    plain = re.sub(r"\$[^$]*\$", " ", text)  # `$ABCD$`, `$n$`: names in math mode
+    numbers = _NUMBER.findall(plain)
+    if len(_WORDS.findall(plain)) >= 2 and len(numbers) == 1 and "\\" not in plain:
+        return numbers[0]
+    return text
 
 
 def _overrides(answer: str) -> bool:
@@ -202,9 +216,11 @@ def extract_answer(text: str, last_number: bool = False) -> Extraction | None:
         return Extraction(_tag_answer(tags[-1]), "answer_tag")
     minerva = list(_MINERVA.finditer(tail))
     if minerva:  # the format's closing sentence: what follows it is a new problem
-        answer = minerva[-1].group(1).strip()
+        answer = _INNER_PHRASE.sub("", minerva[-1].group(1)).replace('\\"', "").strip(_QUOTES)
         boxed = _box_groups(answer)
-        return _group_answer(answer, boxed[-1]) if boxed else Extraction(answer, "final_phrase")
+        if boxed:
+            return _group_answer(answer, boxed[-1])
+        return Extraction(_sentence_answer(answer), "final_phrase")
     candidates: list[tuple[int, Extraction]] = []
     groups = _box_groups(tail)
     if groups:

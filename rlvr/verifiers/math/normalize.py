@@ -1,6 +1,7 @@
 """Rewrite an extracted answer into one canonical spelling, as text, before it is parsed.
 
-The rewrites are purely textual and each one is safe on its own: unicode math symbols to LaTeX,
+The rewrites are purely textual and each one is safe on its own: a backslash doubled by a JSON
+round trip before a known command (`\\\\frac`) made single, unicode math symbols to LaTeX,
 math-mode delimiters and spacing commands removed, `\\dfrac`/`\\tfrac` to `\\frac`, `\\left`/
 `\\right` dropped, thousands separators (`1,234`, `1{,}234`, `14 {, }916`, `1,\\! 000`, `1\\,234`)
 joined (a comma is never a decimal separator, and `0,111` is not a thousands group: it stays a
@@ -25,6 +26,9 @@ _UNICODE = {
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 
+# `\\\\frac`: a backslash doubled by a JSON round trip, never a line break before a word
+_DOUBLED_BACKSLASH = re.compile(r"(?<!\\)\\\\(?=(?:left|right|frac|dfrac|tfrac|sqrt|pi|cdot|times|le|ge|leq"
+                                r"|geq|infty|text|boxed|begin|end|pm|in|cup)(?![a-zA-Z]))")
 _SEPARATOR_SPACING = re.compile(r"(?<=\d)(?:\s*\{\s*,\s*\}\s*|,\s*\\!\s*)(?=\d{3}(?!\d))")
 _DROP = re.compile(
     r"\\(?:displaystyle|textstyle|scriptstyle|left|right|bigl|bigr|Bigl|Bigr|big|Big|biggl|biggr"
@@ -97,6 +101,7 @@ def _drop_approximation(text: str) -> str:
 def normalize(text: str) -> str:
     """The canonical spelling of one extracted answer (see the module docstring)."""
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], text)
+    s = _DOUBLED_BACKSLASH.sub(r"\\", s)
     s = _DELIMS.sub("", s.strip())
     s = _SEPARATOR_SPACING.sub("", s)
     s = _DROP.sub("", s)
