@@ -6,7 +6,8 @@ math-mode delimiters and spacing commands removed, `\\dfrac`/`\\tfrac` to `\\fra
 `\\right` dropped, thousands separators (`1,234`, `1{,}234`, `14 {, }916`, `1,\\! 000`, `1\\,234`)
 joined (a comma is never a decimal separator, and `0,111` is not a thousands group: it stays a
 list for the parser), an approximation after an exact value dropped (`\\frac13 \\approx 0.333`),
-`\\le`/`\\leq`/`≤` to one spelling, degree and percent signs to one marker each, a trailing full stop removed.
+`\\le`/`\\leq`/`≤` to one spelling, degree and percent signs to one marker each, a trailing full
+stop removed.
 After this, two answers that differ only in spelling are usually equal as strings, which is the
 fast path of the verifier.
 
