@@ -392,6 +392,7 @@ def step_metrics(ro: Rollouts, shaped: torch.Tensor, stats: dict[str, float],
         "frac_zero_std_groups": ro.frac_zero_std,
         "verify/infra_errors": float(ro.infra_errors),
         "verify/bad_references": float(len(ro.bad_references)),
+        "verify/verifier_errors": float(ro.statuses.count("verifier_error")),  # a verifier bug on model text
         "verify/samples": float(ro.sampled),
         "completion/len_mean": float(lengths.mean()) if len(lengths) else nan,
         "completion/len_max": float(lengths.max()) if len(lengths) else nan,

@@ -96,17 +96,22 @@ class Gsm8kTask(FileTask):
 
 
 class MathTask(FileTask):
-    """MATH (Hendrycks et al.): `problem`, and `solution` whose final answer is the last `\\boxed{}`."""
+    """MATH (Hendrycks et al.): `problem`, and `solution` whose final answer is in `\\boxed{}`: every
+    box of it (`\\boxed{1}` and `\\boxed{-2}` are one answer of two parts); boxes separated by text
+    that cannot form one answer make the row a bad row, never a silent choice of the last."""
 
     name = "math"
 
     def convert(self, row, where):
-        from rlvr.verifiers.math.extract import last_boxed
+        from rlvr.verifiers.math.extract import AmbiguousAnswer, extract_reference, last_boxed
 
         problem, solution = field(row, "problem", where), field(row, "solution", where)
-        answer = last_boxed(solution)
-        if not answer or not answer.strip():
+        if not (last_boxed(solution) or "").strip():
             raise DataError(f"{where}: field 'solution' has no \\boxed{{...}} final answer")
+        try:
+            answer = extract_reference(solution)
+        except AmbiguousAnswer as exc:
+            raise DataError(f"{where}: field 'solution': {exc}") from exc
         return problem, {"answer": answer.strip()}, row.get("unique_id")
 
 

@@ -142,3 +142,20 @@ def test_gzip_and_non_object_lines(tmp_path):
     with pytest.warns(DataWarning, match=r"t\.jsonl\.gz:21: expected a JSON object, got list"):
         task = Gsm8kTask({"test": str(path)})
     assert len(task.problems("test")) == 20
+
+
+def test_math_keeps_every_box_of_a_solution_and_refuses_boxes_that_are_not_one_answer(tmp_path):
+    rows = [
+        {"problem": "Roots?", "solution": "So $x = \\boxed{1}$ and $x = \\boxed{-2}$.", "unique_id": "two"},
+        {"problem": "Parts?", "solution": "(a) $\\boxed{3}$. Next we find the area. (b) $\\boxed{7}$.",
+         "unique_id": "parts"},
+        *({"problem": "One?", "solution": f"Thus $\\boxed{{{i}}}$.", "unique_id": f"one{i}"} for i in range(10)),
+    ]  # one bad row in twelve: under the 10% that would fail the whole file
+    path = tmp_path / "test.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.warns(DataWarning, match=r"test\.jsonl:2: .*different boxes"):
+        task = MathTask({"test": str(path)})
+    answers = {p.id: p.reference["answer"] for p in task.problems("test")}
+    assert "math-parts" not in answers and len(answers) == 11  # the ambiguous row: a reported bad row
+    assert "1" in answers["math-two"] and "-2" in answers["math-two"]  # not just the last box
+    assert answers["math-one5"] == "5"

@@ -40,6 +40,7 @@ from typing import Any
 
 from rlvr.errors import BadReferenceError, ConfigError
 from rlvr.types import Completion, Problem, Verdict
+from rlvr.verifiers.base import BaseVerifier
 from rlvr.verifiers.math.equivalence import COMPUTE_ERRORS, Tolerance, equivalent
 from rlvr.verifiers.math.extract import (MAX_ANSWER_CHARS, AmbiguousAnswer, extract_answer,
                                          extract_reference)
@@ -59,7 +60,7 @@ _CHOICE_IN_TEXT = re.compile(
     r"^(?:\\text\{)?\s*(?:(?:option|choice|answer)\s*:?\s*)?\(?\s*([A-J])\s*\)?(?=[\s.:)}]|$)", re.I)
 
 
-class MathVerifier:
+class MathVerifier(BaseVerifier):
     """Checks the final answer of a completion against `problem.reference["answer"]`.
 
     Options: `rel_tol` is the relative tolerance of a decimal answer to an exact reference that
