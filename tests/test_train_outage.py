@@ -12,6 +12,7 @@ The tiny model writes no code fences, so `allow_unfenced` sends every completion
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,11 +54,21 @@ def _when_step_logged(proc, out: Path, step: int, timeout_s: float = 300) -> Non
 def test_grpo_on_code_goes_on_through_an_engine_restart(tiny_model_dir, tmp_path, engine_proxy):
     out = tmp_path / "run"
     proc = _train(tiny_model_dir, out, engine_proxy, 5)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
     _when_step_logged(proc, out, 2)
     engine_proxy.stop()  # the engine goes away between steps: step 3 finds it down and waits
-    time.sleep(6)
+    deadline = time.monotonic() + 300
+    while not any("engine stopped answering" in line for line in lines):  # however slow step 3 is
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)[-3000:]
+        time.sleep(0.1)
+    time.sleep(3)
     engine_proxy.start()
-    _, stderr = proc.communicate(timeout=600)
+    proc.wait(timeout=600)
+    reader.join(timeout=10)
+    stderr = "".join(lines)
+    assert "engine answers again" in stderr
     assert proc.returncode == 0, stderr[-3000:]
     rows = _steps(out)
     print("\n(step, infra errors, outages, outage s):", [

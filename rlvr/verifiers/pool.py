@@ -39,6 +39,7 @@ import collections
 import multiprocessing as mp
 import pickle
 import resource
+import sys
 import time
 import traceback
 from multiprocessing.connection import Connection, wait
@@ -123,6 +124,10 @@ class _Worker:
         self.conn.close()
 
 
+def _tell(message: str) -> None:
+    print(f"rlvr: {message}", file=sys.stderr, flush=True)
+
+
 class _OutageClock:
     """How long some worker waited on an engine: outages counted once however many workers
     wait at the same time, and the seconds during which at least one was waiting."""
@@ -130,12 +135,16 @@ class _OutageClock:
     def __init__(self) -> None:
         self.waiting: set[int] = set()
         self.since: float | None = None
+        self.started = 0.0  # when the current outage began (for the message at its end)
         self.outages, self.seconds = 0, 0.0
 
-    def begin(self, who: int, now: float) -> None:
+    def begin(self, who: int, now: float, notice: outage.Notice | None = None) -> None:
         if not self.waiting:
             self.outages += 1
-            self.since = now
+            self.since = self.started = now
+            if notice is not None:  # the one line a user sees of an outage's start
+                _tell(f"the {notice.engine} engine stopped answering; verification waits for it "
+                      f"(up to {notice.budget_s:.0f} s), and the wait is not charged to any item")
         self.waiting.add(who)
 
     def end(self, who: int, now: float) -> None:
@@ -145,6 +154,7 @@ class _OutageClock:
         if not self.waiting and self.since is not None:
             self.seconds += now - self.since
             self.since = None
+            _tell(f"the engine answers again after {now - self.started:.1f} s; verification goes on")
 
     def take(self, now: float) -> dict[str, float]:
         seconds = self.seconds + (now - self.since if self.since is not None else 0.0)
@@ -344,7 +354,7 @@ class VerifierPool:
             if w is not None and w.item is not None and w.paused_left is None:
                 w.paused_left = max(0.0, w.deadline - now)
                 w.deadline = now + notice.budget_s + w.paused_left + self.slack_s
-            self._outages.begin(id(w), now)
+            self._outages.begin(id(w), now, notice)
             return
         if w is not None and w.paused_left is not None:
             w.deadline, w.paused_left = now + w.paused_left, None
