@@ -30,20 +30,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def sampling_dtype(requested: str, model_dtype: str, device: torch.device, lora: bool = False) -> str:
+def sampling_dtype(requested: str, model_dtype: str, device: torch.device, lora: bool = False,
+                   engine: str = "hf") -> str:
     """The rollout engine's dtype: "same" (sample from the model in place) or a dtype name.
 
     `auto` samples in bf16 where bf16 matmuls are fast (CUDA, CPUs with AVX512-BF16 or AMX) and
-    the weights are fp32 without LoRA adapters (those sample in place); elsewhere in place.
+    the weights are fp32; elsewhere in place. The HF engine samples LoRA adapters in place (so
+    "same"); an engine that samples merged weights (vllm) takes bf16 with LoRA too.
     """
     from rlvr.models import fast_bf16
 
+    in_place_lora = lora and engine == "hf"
     if requested == "auto":
-        fast = model_dtype == "float32" and not lora and fast_bf16(str(device))
+        fast = model_dtype == "float32" and not in_place_lora and fast_bf16(str(device))
         return "bfloat16" if fast else "same"
     if requested == model_dtype:
         return "same"
-    if lora and requested != "same":
+    if in_place_lora and requested != "same":
         raise ConfigError("model.rollout_dtype must be 'same' with LoRA (the adapters sample in place)")
     return requested
 

@@ -247,7 +247,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
                      config=to_dict(cfg), project=cfg.log.project) if world.main else _NoLog()
         stack.callback(log.close)  # tracker runs end on errors too
         cursor, start = restore(checkpoint, cfg, policy, optimizer, scheduler, log, len(train_set))
-        dtype = sampling_dtype(cfg.model.rollout_dtype, cfg.model.dtype, device, cfg.model.lora.enabled)
+        dtype = sampling_dtype(cfg.model.rollout_dtype, cfg.model.dtype, device, cfg.model.lora.enabled,
+                               engine=cfg.rollout.engine)
         engine = stack.enter_context(contextlib.closing(build_engine(
             cfg.rollout.engine, policy, tokenizer, dtype=dtype, options=cfg.rollout.options)))
         progress = _progress(cfg, start)

