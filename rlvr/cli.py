@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "plot": "draw the training curves of one or more runs into a PNG",
     "verify": "verify a JSONL file of completions offline",
     "sandbox": "build the sandbox image, check the sandbox works",
+    "sft": "supervised fine-tuning on demonstrations (the warm start before GRPO)",
     "rm": "reward models: train (Bradley-Terry), pairs (AI feedback), synth (synthetic pairs)",
 }
 
