@@ -18,6 +18,23 @@ Around `verify`, the protocol has a lifecycle and a time budget, which the pool 
   "no bound of my own": the pool's `timeout_s` applies, and running past it is the model's
   `timeout` (a math parser hung by hostile text).
 
+Batching is optional. A verifier that gains from seeing many items at once (an LLM judge: all
+requests in flight together) implements `verify_batch(problems, completions) -> list[Result]`
+and sets `batch_size` above 1:
+
+- `verify_batch` returns one result per pair, in order: the `Verdict`, or that pair's
+  `InfraError` / `BadReferenceError` *as a value* (one pair's failure never fails the others).
+  An exception raised out of it, or a list of the wrong length, says nothing about which item
+  failed: the pool then verifies those items one by one through `verify`;
+- `batch_size`: the most items the pool hands one `verify_batch` call (default 1: the pool calls
+  `verify` per item, and the default `verify_batch` is a loop over `verify`);
+- `batch_budget_s(problems) -> float | None`: the most wall-clock time `verify_batch` needs for
+  these items together (a judge verifier asks them concurrently: about one judge budget per
+  wave of concurrent calls, not one per item). None (the default): the pool allows the items'
+  own limits one after another.
+A batch that outlives its budget or kills its worker is retried item by item, each under its
+own budget, so every per-item rule of the pool (timeouts, `verifier_crash`) applies unchanged.
+
 `BaseVerifier` gives the lifecycle's no-op defaults; built-in verifiers subclass it. A plug-in
 that implements only `verify` (or part of the lifecycle) gets the defaults through
 `as_verifier`, which the pool applies once to every verifier it is given. A verifier must be picklable (it is
@@ -27,13 +44,16 @@ runs only inside `rlvr.sandbox`. This module does not run verifiers in parallel 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 from rlvr import plugins
+from rlvr.errors import BadReferenceError, InfraError
 from rlvr.types import Completion, Problem, Verdict
 
-__all__ = ["Verifier", "BaseVerifier", "Verdict", "BUILTIN_VERIFIERS", "as_verifier",
+__all__ = ["Verifier", "BaseVerifier", "Verdict", "Result", "BUILTIN_VERIFIERS", "as_verifier",
            "make_verifier", "available_verifiers"]
+
+Result = Union[Verdict, InfraError, BadReferenceError]  # one pair's outcome, errors as values
 
 ENTRY_POINT_GROUP = "rlvr.verifiers"
 
@@ -56,6 +76,8 @@ class Verifier(Protocol):
 class BaseVerifier:
     """A verifier with the whole lifecycle: `verify` to implement, no-op defaults for the rest."""
 
+    batch_size: int = 1  # items per `verify_batch` call; > 1 makes the pool hand out chunks
+
     def verify(self, problem: Problem, completion: Completion) -> Verdict:
         raise NotImplementedError
 
@@ -70,6 +92,22 @@ class BaseVerifier:
         infrastructure; None (the default): no bound of its own, the pool's limit applies."""
         return None
 
+    def verify_batch(self, problems: Sequence[Problem],
+                     completions: Sequence[Completion]) -> list[Result]:
+        """One result per pair, in order, errors as values (default: `verify` per pair)."""
+        results: list[Result] = []
+        for problem, completion in zip(problems, completions, strict=True):
+            try:
+                results.append(self.verify(problem, completion))
+            except (InfraError, BadReferenceError) as exc:
+                results.append(exc)
+        return results
+
+    def batch_budget_s(self, problems: Sequence[Problem]) -> float | None:
+        """The most wall-clock time `verify_batch(problems, ...)` needs; None (the default): no
+        bound for the batch as a whole, the pool allows the items' limits one after another."""
+        return None
+
 
 class _Adapted(BaseVerifier):
     """A plug-in seen through the full protocol: its own methods where it has them."""
@@ -80,6 +118,9 @@ class _Adapted(BaseVerifier):
         self._warmup = getattr(kind, "warmup", None)  # looked up once, here, for all calls
         self._close = getattr(kind, "close", None)
         self._budget = getattr(kind, "budget_s", None)
+        self._batch = getattr(kind, "verify_batch", None)
+        self._batch_budget = getattr(kind, "batch_budget_s", None)
+        self.batch_size = int(getattr(inner, "batch_size", 1)) if self._batch is not None else 1
 
     def verify(self, problem: Problem, completion: Completion) -> Verdict:
         return self.inner.verify(problem, completion)
@@ -95,13 +136,23 @@ class _Adapted(BaseVerifier):
     def budget_s(self, problem: Problem) -> float | None:
         return None if self._budget is None else self._budget(self.inner, problem)
 
+    def verify_batch(self, problems: Sequence[Problem],
+                     completions: Sequence[Completion]) -> list[Result]:
+        if self._batch is None:
+            return super().verify_batch(problems, completions)
+        return list(self._batch(self.inner, problems, completions))
+
+    def batch_budget_s(self, problems: Sequence[Problem]) -> float | None:
+        return None if self._batch_budget is None else self._batch_budget(self.inner, problems)
+
     def __repr__(self) -> str:
         return f"{self.inner!r}"
 
 
 def as_verifier(verifier: Verifier) -> BaseVerifier:
     """`verifier` itself when it subclasses `BaseVerifier`, else an adapter that gives it the
-    lifecycle's defaults (keeping any of `warmup`, `close`, `budget_s` it does define)."""
+    lifecycle's defaults (keeping any of `warmup`, `close`, `budget_s`, `verify_batch`,
+    `batch_size`, `batch_budget_s` it does define)."""
     if isinstance(verifier, BaseVerifier):
         return verifier
     if not callable(getattr(verifier, "verify", None)):

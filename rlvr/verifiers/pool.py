@@ -30,88 +30,53 @@ What each item becomes:
 - a `BadReferenceError` raised inside the verifier, as itself (a dataset bug: not an
   `InfraError`; the trainer counts it separately).
 
-This module does not decide rewards and does not retry an item that returned an error.
+**Batches.** A verifier with `batch_size` > 1 (it implements `verify_batch`, see
+`rlvr.verifiers.base`) gets its items in chunks of up to `batch_size`, spread evenly over the
+workers, and each result is the item's own. A chunk's deadline is the verifier's
+`batch_budget_s(chunk)` plus `slack_s`, or, when it declares none, the items' limits one after
+another. A chunk that dies with its worker, outlives its deadline, or whose `verify_batch`
+raises, says nothing about which item is at fault: its items go back to the queue one by one
+(first in line), each under its own limit, so every rule above applies per item unchanged (a
+completion that kills workers is found and becomes `verifier_crash`; a hang becomes that item's
+`timeout`). Only a chunk that waited past its engine's outage budget fails as a whole: every item
+gets that `VerifierError`. `on_done` is called once per item, whichever path it took. With
+`workers=0` (inline, no limits) a batching verifier gets its items in one `verify_batch` call
+per `batch_size`, item by item when that call fails as a whole.
+
+What runs inside a worker is `rlvr.verifiers.worker`. This module does not decide rewards and does not retry an item that returned an error.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import multiprocessing as mp
 import pickle
-import resource
 import sys
 import time
-import traceback
-from multiprocessing.connection import Connection, wait
-from typing import Callable, Mapping, Sequence, Union
+from multiprocessing.connection import wait
+from typing import Callable, Mapping, Sequence
 
 from rlvr.errors import BadReferenceError, ConfigError, InfraError, VerifierError
 from rlvr.sandbox import outage
 from rlvr.types import Completion, Problem, Verdict
-from rlvr.verifiers.base import BaseVerifier, Verifier, as_verifier
+from rlvr.verifiers.base import BaseVerifier, Result, Verifier, as_verifier
+from rlvr.verifiers.worker import verify_chunk, verify_one, worker_main
 
-Result = Union[Verdict, InfraError, BadReferenceError]
+Job = tuple[int, ...]  # indices of the items one worker verifies in one call (one: `verify`)
 _MAX_ATTEMPTS = 2  # an item whose worker dies is retried once on a fresh worker
 STARTUP_TIMEOUT_S = 300.0  # importing a verifier's libraries is not counted in any item's time
 CLOSE_TIMEOUT_S = 10.0  # workers get this long to close their verifiers (remove containers)
 
 
-def _worker_main(conn: Connection, verifiers_blob: bytes, memory_mb: int) -> None:
-    if memory_mb > 0:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    verifiers: Mapping[str, BaseVerifier] = pickle.loads(verifiers_blob)
-    outage.listen(lambda notice: _send(conn, ("notice", notice)))
-    ready: tuple[str, object] = ("ready", None)
-    try:
-        for verifier in verifiers.values():
-            verifier.warmup()
-    except InfraError as exc:  # e.g. no engine yet: items will raise their own, counted, errors
-        ready = ("ready", f"warm-up failed: {exc}")
-    except Exception:  # noqa: BLE001 - a verifier that cannot warm up is reported, not retried
-        _send(conn, ("failed", traceback.format_exc(limit=8)))
-        return
-    try:
-        conn.send(ready)
-        while (msg := conn.recv()) is not None:
-            conn.send(_verify_one(verifiers, *msg))
-    except (EOFError, OSError):  # the parent went away: nothing left to answer
-        return
-    finally:
-        for verifier in verifiers.values():
-            try:
-                verifier.close()
-            except Exception:  # noqa: BLE001 - exiting anyway; the engine auto-removes the rest
-                pass
-
-
-def _send(conn: Connection, message: tuple) -> None:
-    try:
-        conn.send(message)
-    except (OSError, ValueError):  # the parent is gone
-        pass
-
-
-def _verify_one(verifiers: Mapping[str, Verifier], name: str, problem: Problem,
-                completion: Completion) -> tuple[str, object]:
-    try:
-        return ("ok", verifiers[name].verify(problem, completion))
-    except (MemoryError, RecursionError) as exc:
-        return ("ok", Verdict(0.0, False, "resource_limit", {"error": type(exc).__name__}))
-    except (InfraError, BadReferenceError) as exc:
-        return ("error", exc)
-    except Exception:  # noqa: BLE001 - a crashing verifier is reported as infra, never a 0
-        return ("crash", traceback.format_exc(limit=8))
-
-
 class _Worker:
     def __init__(self, ctx, blob: bytes, memory_mb: int):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, blob, memory_mb), daemon=True)
+        self.proc = ctx.Process(target=worker_main, args=(child, blob, memory_mb), daemon=True)
         self.proc.start()
         child.close()
-        self.item: int | None = None
-        self.budget: float | None = None  # the item's declared budget (None: the pool's timeout)
+        self.job: Job | None = None  # the items it works on now
+        self.budget: float | None = None  # a single item's declared budget (None: the pool's timeout)
         self.deadline = 0.0
         self.paused_left: float | None = None  # time the item had left when an engine wait began
         self.ready = False
@@ -165,6 +130,40 @@ class _OutageClock:
         return stats
 
 
+@dataclasses.dataclass
+class _Call:
+    """What one `VerifierPool.verify` call still has to do."""
+
+    problems: Sequence[Problem]
+    completions: Sequence[Completion]
+    finish: Callable[[int, Result], None]
+    budgets: dict[int, float | None] = dataclasses.field(default_factory=dict)  # items to verify
+    todo: collections.deque[tuple[Job, float]] = dataclasses.field(default_factory=collections.deque)
+    attempts: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
+    died: set[int] = dataclasses.field(default_factory=set)  # items that killed two workers
+
+
+def _outcome(kind: str, payload: object, problem: Problem) -> Result:
+    """One item's answer from a worker (`rlvr.verifiers.worker.verify_one`) as its result."""
+    if kind in ("ok", "error"):
+        return payload  # type: ignore[return-value]
+    return VerifierError(f"verifier {problem.verifier!r} crashed on {problem.id}:\n{payload}")
+
+
+def _jobs(verifiers: Mapping[str, BaseVerifier], problems: Sequence[Problem], items: Sequence[int],
+          workers: int) -> list[Job]:
+    """`items` as jobs: a batching verifier's items in chunks of up to its `batch_size`, as even
+    as `workers` allow (256 items, 2 workers, batch_size 64: four chunks of 64); other items alone."""
+    groups: dict[str, list[int]] = {}
+    for i in items:
+        groups.setdefault(problems[i].verifier, []).append(i)
+    jobs: list[Job] = []
+    for name, group in groups.items():
+        size = max(1, min(verifiers[name].batch_size, -(-len(group) // max(workers, 1))))
+        jobs += [tuple(group[k:k + size]) for k in range(0, len(group), size)]
+    return jobs
+
+
 class VerifierPool:
     """Worker processes that verify (problem, completion) pairs with per-item limits.
 
@@ -179,6 +178,10 @@ class VerifierPool:
         if workers < 0 or timeout_s <= 0 or slack_s < 0:
             raise ConfigError("verify.workers must be >= 0, verify.timeout_s > 0 and slack_s >= 0")
         self.verifiers: dict[str, BaseVerifier] = {n: as_verifier(v) for n, v in verifiers.items()}
+        for name, verifier in self.verifiers.items():
+            if not isinstance(verifier.batch_size, int) or verifier.batch_size < 1:
+                raise ConfigError(f"verifier {name!r}: batch_size must be an integer >= 1, "
+                                  f"not {verifier.batch_size!r}")
         self.workers, self.timeout_s, self.memory_mb = workers, timeout_s, memory_mb
         self.slack_s = slack_s
         self._blob = pickle.dumps(self.verifiers)
@@ -253,18 +256,17 @@ class VerifierPool:
             if on_done:
                 on_done(i)
 
-        budgets: dict[int, float | None] = {}
-        todo: collections.deque[int] = collections.deque()
+        call = _Call(problems, completions, finish)
         for i, problem in enumerate(problems):
             try:
-                budgets[i] = self._budget(problem)
-                todo.append(i)
+                call.budgets[i] = self._budget(problem)
             except (InfraError, BadReferenceError) as exc:
                 finish(i, exc)
-        died: set[int] = set()
-        self._run(problems, completions, todo, budgets, finish, died)
+        for job in _jobs(self.verifiers, problems, list(call.budgets), self.workers):
+            call.todo.append((job, self._limit(call, job)))
+        self._run(call)
         judged = {problems[i].id for i, r in enumerate(results) if isinstance(r, Verdict)}
-        for i in died:
+        for i in call.died:
             if problems[i].id in judged:  # the same problem was judged: this completion kills workers
                 results[i] = Verdict(0.0, False, "verifier_crash", {"why": "killed two verifier workers"})
         return results  # type: ignore[return-value]
@@ -282,76 +284,119 @@ class VerifierPool:
                                 f"for {problem.id}; a budget must be > 0 or None")
         return budget
 
-    def _run(self, problems: Sequence[Problem], completions: Sequence[Completion],
-             todo: collections.deque[int], budgets: Mapping[int, float | None],
-             finish: Callable[[int, Result], None], died: set[int]) -> None:
-        attempts: collections.Counter[int] = collections.Counter()
-        while todo or any(w.item is not None for w in self._pool):
+    def _limit(self, call: "_Call", job: Job) -> float:
+        """Seconds a worker may spend on `job`: an item's budget + slack, or the pool's timeout;
+        a chunk's `batch_budget_s` + slack, or its items' limits one after another."""
+        def one(i: int) -> float:
+            budget = call.budgets[i]
+            return self.timeout_s if budget is None else budget + self.slack_s
+
+        if len(job) == 1:
+            return one(job[0])
+        name = call.problems[job[0]].verifier
+        try:
+            budget = self.verifiers[name].batch_budget_s([call.problems[i] for i in job])
+        except Exception as exc:  # noqa: BLE001 - a bug: the sequential bound is still safe
+            _tell(f"verifier {name!r} crashed computing a batch budget ({exc!r}); its items "
+                  "get their limits one after another")
+            budget = None
+        if isinstance(budget, (int, float)) and budget > 0:
+            return float(budget) + self.slack_s
+        return sum(one(i) for i in job)
+
+    def _run(self, call: "_Call") -> None:
+        while call.todo or any(w.job is not None for w in self._pool):
             for w in self._pool:  # hand out work
-                if w.ready and w.item is None and todo:
-                    i = todo.popleft()
-                    attempts[i] += 1
-                    try:
-                        w.conn.send((problems[i].verifier, problems[i], completions[i]))
-                    except (BrokenPipeError, OSError):
-                        todo.appendleft(i)
-                        attempts[i] -= 1
-                        self._replace(w)
-                        continue
-                    w.item, w.budget, w.paused_left = i, budgets[i], None
-                    limit = self.timeout_s if w.budget is None else w.budget + self.slack_s
-                    w.deadline = time.monotonic() + limit
+                if w.ready and w.job is None and call.todo:
+                    self._hand(w, call)
             self._await_ready()
-            busy = [w for w in self._pool if w.item is not None]
+            busy = [w for w in self._pool if w.job is not None]
             if not busy:
                 continue
             wait_s = max(0.0, min(w.deadline for w in busy) - time.monotonic())
             ready = wait([w.conn for w in busy], timeout=wait_s)
             for w in busy:
-                i = w.item
                 if w.conn in ready:
-                    try:
-                        kind, payload = w.conn.recv()
-                    except (EOFError, OSError):  # the worker died under this item
-                        self._replace(w, died=True)
-                        if attempts[i] < _MAX_ATTEMPTS:
-                            todo.appendleft(i)
-                        else:
-                            died.add(i)
-                            finish(i, VerifierError(f"verifier worker died twice on {problems[i].id}"))
-                        continue
-                    if kind == "notice":
-                        self._on_notice(w, payload)
-                        continue
-                    w.item = None
-                    self._deaths_in_a_row = 0
-                    if kind in ("ok", "error"):
-                        finish(i, payload)
-                    else:
-                        finish(i, VerifierError(f"verifier {problems[i].verifier!r} crashed on "
-                                                f"{problems[i].id}:\n{payload}"))
+                    self._receive(w, call)
                 elif time.monotonic() >= w.deadline:
-                    finish(i, self._overdue(w, problems[i]))
-                    self._replace(w)
+                    self._overdue(w, call)
 
-    def _overdue(self, w: _Worker, problem: Problem) -> Result:
-        """What an item becomes when its worker is killed at the deadline."""
-        if w.paused_left is not None:
-            return VerifierError(f"verifier {problem.verifier!r} waited on its engine for "
-                                 f"{problem.id} past the engine's outage budget; worker killed")
-        if w.budget is None:
-            return Verdict(0.0, False, "timeout", {"timeout_s": self.timeout_s})
-        return VerifierError(f"verifier {problem.verifier!r} did not answer on {problem.id} within "
-                             f"its own budget of {w.budget:.1f} s (+{self.slack_s:.0f} s slack): "
-                             "infrastructure (a slow engine or a stuck sandbox), not the model's "
-                             "time; worker killed")
+    def _hand(self, w: _Worker, call: "_Call") -> None:
+        job, limit = call.todo.popleft()
+        first = call.problems[job[0]]
+        try:
+            w.conn.send((first.verifier, [call.problems[i] for i in job],
+                         [call.completions[i] for i in job]))
+        except (BrokenPipeError, OSError):
+            call.todo.appendleft((job, limit))
+            self._replace(w)
+            return
+        if len(job) == 1:
+            call.attempts[job[0]] += 1
+        w.job, w.budget, w.paused_left = job, call.budgets[job[0]], None
+        w.deadline = time.monotonic() + limit
+
+    def _receive(self, w: _Worker, call: "_Call") -> None:
+        job = w.job
+        assert job is not None
+        try:
+            kind, payload = w.conn.recv()
+        except (EOFError, OSError):  # the worker died under this job
+            self._replace(w, died=True)
+            if len(job) > 1:
+                self._one_by_one(call, job)
+            elif call.attempts[job[0]] < _MAX_ATTEMPTS:
+                call.todo.appendleft((job, self._limit(call, job)))
+            else:
+                call.died.add(job[0])
+                call.finish(job[0], VerifierError(
+                    f"verifier worker died twice on {call.problems[job[0]].id}"))
+            return
+        if kind == "notice":
+            self._on_notice(w, payload)
+            return
+        w.job = None
+        self._deaths_in_a_row = 0
+        if kind == "batch":
+            for i, result in zip(job, payload):
+                call.finish(i, result)
+        elif len(job) > 1:  # verify_batch raised: which item is at fault is unknown
+            self._one_by_one(call, job)
+        else:
+            call.finish(job[0], _outcome(kind, payload, call.problems[job[0]]))
+
+    def _one_by_one(self, call: "_Call", job: Job) -> None:
+        """A chunk failed as a whole: its items go first in line, each on its own."""
+        for i in reversed(job):
+            call.todo.appendleft(((i,), self._limit(call, (i,))))
+
+    def _overdue(self, w: _Worker, call: "_Call") -> None:
+        """A job ran past its deadline: kill the worker; say what its items become."""
+        job = w.job
+        assert job is not None
+        problem = call.problems[job[0]]
+        if w.paused_left is not None:  # the engine's outage budget, spent: no item is at fault
+            for i in job:
+                call.finish(i, VerifierError(
+                    f"verifier {problem.verifier!r} waited on its engine for "
+                    f"{call.problems[i].id} past the engine's outage budget; worker killed"))
+        elif len(job) > 1:
+            self._one_by_one(call, job)
+        elif w.budget is None:
+            call.finish(job[0], Verdict(0.0, False, "timeout", {"timeout_s": self.timeout_s}))
+        else:
+            call.finish(job[0], VerifierError(
+                f"verifier {problem.verifier!r} did not answer on {problem.id} within its own "
+                f"budget of {w.budget:.1f} s (+{self.slack_s:.0f} s slack): infrastructure (a "
+                "slow engine or a stuck sandbox), not the model's time; worker killed"))
+        self._replace(w)
 
     def _on_notice(self, w: _Worker | None, notice: outage.Notice) -> None:
         """A worker's sandbox waits for (or stopped waiting for) its engine: stop or restart the
         item's clock, and keep the outage statistics."""
         now = time.monotonic()
         if notice.event == "waiting":
-            if w is not None and w.item is not None and w.paused_left is None:
+            if w is not None and w.job is not None and w.paused_left is None:
                 w.paused_left = max(0.0, w.deadline - now)
                 w.deadline = now + notice.budget_s + w.paused_left + self.slack_s
             self._outages.begin(id(w), now, notice)
@@ -409,23 +454,25 @@ class VerifierPool:
                 self._inline_warm = True
                 for verifier in self.verifiers.values():
                     verifier.warmup()
-            results = []
-            for i, (problem, completion) in enumerate(zip(problems, completions)):
-                results.append(self._verify_inline(problem, completion))
-                if on_done:
-                    on_done(i)
-            return results
+            results: list[Result | None] = [None] * len(problems)
+            for job in _jobs(self.verifiers, problems, range(len(problems)), 1):
+                answers = None
+                if len(job) > 1:  # one verify_batch call; if it fails as a whole, item by item
+                    kind, payload = verify_chunk(self.verifiers[problems[job[0]].verifier],
+                                                  [problems[i] for i in job],
+                                                  [completions[i] for i in job])
+                    answers = payload if kind == "batch" else None
+                for k, i in enumerate(job):
+                    results[i] = answers[k] if answers is not None else \
+                        self._verify_inline(problems[i], completions[i])
+                    if on_done:
+                        on_done(i)
+            return results  # type: ignore[return-value]
         finally:
             stop()
 
     def _verify_inline(self, problem: Problem, completion: Completion) -> Result:
-        try:
-            return self.verifiers[problem.verifier].verify(problem, completion)
-        except (InfraError, BadReferenceError) as exc:
-            return exc
-        except Exception:  # noqa: BLE001 - same contract as the workers
-            return VerifierError(f"verifier {problem.verifier!r} crashed on {problem.id}:\n"
-                                 f"{traceback.format_exc(limit=8)}")
+        return _outcome(*verify_one(self.verifiers, problem.verifier, problem, completion), problem)
 
     def pids(self) -> list[int]:
         """Process ids of the live workers (for tests and diagnostics)."""

@@ -20,13 +20,18 @@ One verification, in order:
 
 Throughput: `verify_batch(problems, completions)` does steps 1-4 for every pair, then sends the
 judge calls of *all* of them at once through one thread pool (`judge_threads`), bounded again by
-the judge's own `max_concurrency`. `verify()` is `verify_batch` of one. Options:
+the judge's own `max_concurrency`; the same question (same completion, prompt, reference and
+criteria) asked by several pairs of one batch is sent once. `verify()` is `verify_batch` of one. In the verifier pool,
+`batch_size` (default `judge_threads`) items go to a worker per `verify_batch` call, with
+`batch_budget_s` = `judge_budget_s` per wave of `judge_threads` concurrent judge calls (plus each
+code-test item's budget). Options:
 `judge` (`{type: openai | hf | module:Object, ...}`; none: judge items are a `ConfigError`),
 `deterministic_only` (drop judge items from the rubric: a held-out check with no judge),
 `label_weights`, `passed_threshold` (0.5), `items_per_call` (8), `judge_threads` (64),
 `cache_entries` (100,000), `on_injection`, `show_reference` (give the judge
 `reference["answer"]`), `rubric_dir` (base of relative rubric file paths), `regex_timeout_s`,
-`judge_budget_s` (the time a verification with judge items may take: `budget_s()`), `math`
+`judge_budget_s` (the time a verification with judge items may take: `budget_s()`),
+`batch_size` (items per `verify_batch` call from the pool; default `judge_threads`), `math`
 and `code` (options of the verifiers that run math-equal and code-test items).
 
 This verifier does not generate rubrics, does not calibrate judges, and does not retry a
@@ -83,12 +88,15 @@ class RubricVerifier(BaseVerifier):
                  items_per_call: int = 8, judge_threads: int = 64, cache_entries: int = 100_000,
                  on_injection: str = "zero", show_reference: bool = True, rubric_dir: str | None = None,
                  regex_timeout_s: float = 0.25, judge_budget_s: float = 75.0,
+                 batch_size: int | None = None,
                  math: Mapping[str, Any] | None = None, code: Mapping[str, Any] | None = None):
         if on_injection not in INJECTION_RULES:
             raise ConfigError(f"rubric verifier: on_injection must be one of {INJECTION_RULES}")
-        if not 0 <= passed_threshold <= 1 or items_per_call < 1 or judge_threads < 1:
+        batch_size = judge_threads if batch_size is None else batch_size
+        if not 0 <= passed_threshold <= 1 or items_per_call < 1 or judge_threads < 1 \
+                or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError("rubric verifier: passed_threshold in [0, 1], items_per_call >= 1, "
-                              "judge_threads >= 1")
+                              "judge_threads >= 1, batch_size >= 1")
         weights = {k.lower(): float(v) for k, v in (label_weights or DEFAULT_LABEL_WEIGHTS).items()}
         if set(weights) != set(DEFAULT_LABEL_WEIGHTS) or weights["pitfall"] >= 0 \
                 or any(weights[k] <= 0 for k in weights if k != "pitfall"):
@@ -101,6 +109,7 @@ class RubricVerifier(BaseVerifier):
         self.cache = JudgeCache(cache_entries)
         self.on_injection, self.show_reference, self.rubric_dir = on_injection, show_reference, rubric_dir
         self.regex_timeout_s, self.judge_budget_s = regex_timeout_s, judge_budget_s
+        self.batch_size = batch_size
         self.math_options, self.code_options = dict(math or {}), dict(code or {})
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._math: Any = None
@@ -150,6 +159,26 @@ class RubricVerifier(BaseVerifier):
                 total += float(self._code_verifier().budget_s(self._code_problem(item, problem)))
                 bounded = True
         return total if bounded else None
+
+    def batch_budget_s(self, problems: Sequence[Problem]) -> float | None:
+        """The most time `verify_batch(problems, ...)` takes: its judge calls run
+        `judge_threads` at a time, each wave within `judge_budget_s`; code-test items run one
+        after another. None when no problem's budget is bounded (see `budget_s`)."""
+        calls, code, bounded = 0, 0.0, False
+        for problem in problems:
+            budget = self.budget_s(problem)
+            if budget is None:
+                continue
+            bounded = True
+            rubric = self._rubric(problem)
+            if rubric.judge_items and self.judge is not None:
+                calls += -(-len({i.text for i in rubric.judge_items}) // self.items_per_call)
+                code += budget - self.judge_budget_s
+            else:
+                code += budget
+        if not bounded:
+            return None
+        return -(-calls // self.judge_threads) * self.judge_budget_s + code
 
     # ---- the protocol -----------------------------------------------------------------------
 
@@ -277,7 +306,11 @@ class RubricVerifier(BaseVerifier):
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 self.judge_threads, thread_name_prefix="rlvr-judge")
-        futures = [self._executor.submit(self.judge.judge, q) for _, _, q in calls]
+        asked: dict[JudgeQuestion, concurrent.futures.Future] = {}  # the same question once
+        for _, _, question in calls:
+            if question not in asked:
+                asked[question] = self._executor.submit(self.judge.judge, question)
+        futures = [asked[q] for _, _, q in calls]
         for (plan, chunk, question), future in zip(calls, futures):
             plan.judge_calls += 1
             try:
