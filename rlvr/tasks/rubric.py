@@ -16,7 +16,9 @@ file and line, skipped or raised by `on_error`). See `rlvr.verifiers.rubric_spec
 **Built-in set** (no `data_files`): "Write one sentence about TOPIC that uses the word WORD",
 over 24 topics x 24 words, split with `seed`. Its rubric mixes deterministic items (the word is
 used; one sentence; at most 25 words; no refusal or "as an AI" pitfall) with one judge item (the
-sentence is about the topic); `judge_items=False` leaves the judge item out (a rubric that needs
+sentence is about the topic; the item quotes the word that names the topic, e.g. `(it mentions
+'ocean')`, so the scripted keyword judge of rlvr's tests and benchmarks can decide it as well as
+an LLM judge can); `judge_items=False` leaves the judge item out (a rubric that needs
 no judge, e.g. for a held-out check or a machine without one).
 
 This module does not score anything: the rubric verifier does.
@@ -37,10 +39,16 @@ from rlvr.types import Problem
 
 __all__ = ["RubricTask", "builtin_rubric"]
 
-TOPICS = ("the ocean", "winter", "a city at night", "bread", "mountains", "a bookshop", "rain",
-          "the moon", "a garden", "trains", "coffee", "a forest", "music", "the desert", "bicycles",
-          "a market", "snow", "the river", "birds", "a kitchen", "the stars", "autumn", "a bridge",
-          "the sea shore")
+# each topic with the word that names it: the judge item quotes it ("... (it mentions 'ocean')"),
+# so a scripted keyword judge can decide the item as well as an LLM judge can
+TOPIC_KEYWORDS = {"the ocean": "ocean", "winter": "winter", "a city at night": "city", "bread": "bread",
+                  "mountains": "mountain", "a bookshop": "book", "rain": "rain", "the moon": "moon",
+                  "a garden": "garden", "trains": "train", "coffee": "coffee", "a forest": "forest",
+                  "music": "music", "the desert": "desert", "bicycles": "bicycle", "a market": "market",
+                  "snow": "snow", "the river": "river", "birds": "bird", "a kitchen": "kitchen",
+                  "the stars": "star", "autumn": "autumn", "a bridge": "bridge",
+                  "the sea shore": "shore"}
+TOPICS = tuple(TOPIC_KEYWORDS)
 WORDS = ("quiet", "golden", "ancient", "bright", "gentle", "heavy", "silver", "warm", "hidden",
          "crowded", "slow", "fresh", "empty", "wild", "soft", "narrow", "endless", "careful",
          "broken", "simple", "distant", "sudden", "humble", "patient")
@@ -59,7 +67,9 @@ def builtin_rubric(topic: str, word: str, judge_items: bool = True) -> dict[str,
          "check": {"regex": _REFUSAL}},
     ]
     if judge_items:
-        items.append({"id": "on_topic", "text": f"The sentence is about {topic}", "label": "Important"})
+        keyword = TOPIC_KEYWORDS.get(topic, topic)
+        items.append({"id": "on_topic", "text": f"The sentence is about {topic} (it mentions "
+                                                f"'{keyword}')", "label": "Important"})
     return {"items": items, "passed_threshold": 0.75}
 
 

@@ -10,11 +10,13 @@ in order ("429", "429-date", "500", "503", "malformed", "not-json", "empty", "re
 "truncated", "hang", "drop", "missing", "extra", "conflict", "prose"); `fail_if` is a predicate
 on the response text that makes every request about it answer 500 (a persistently failing
 judge); `fail_fraction` f makes exactly that share of requests answer 500, evenly spread
-(request n fails when floor((n+1)f) > floor(nf)); `delay_s` delays every answer.
+(request n fails when floor((n+1)f) > floor(nf)); `delay_s` delays every answer. `statuses`
+counts the HTTP statuses it answered with.
 """
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import json
 import re
@@ -58,6 +60,7 @@ class JudgeServer:
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.in_flight = self.max_in_flight = 0
+        self.statuses: collections.Counter[int] = collections.Counter()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,8 +102,9 @@ class JudgeServer:
 
     # ---- answers ----------------------------------------------------------------------------
 
-    @staticmethod
-    def send(handler, status: int, payload: bytes, headers: dict | None = None) -> None:
+    def send(self, handler, status: int, payload: bytes, headers: dict | None = None) -> None:
+        with self.lock:
+            self.statuses[status] += 1
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(payload)))
