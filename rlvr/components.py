@@ -1,7 +1,8 @@
 """The parts a run is built from, built one way for `rlvr train` and `rlvr eval`.
 
-Problems of a task split (with the verifier override), the verifier pool that judges them, the
-device, the sampling dtype and the rollout engine. Both commands call these functions, so a
+Problems of a task split (with the verifier override), the scorer that judges them (the verifier
+pool, a reward model, or both: `build_scorer`), the device, the sampling dtype and the rollout
+engine. Both commands call these functions, so a
 setting means the same thing in both (a verifier's memory cap, the bf16 sampling copy, an
 engine option).
 
@@ -15,9 +16,10 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from rlvr.config import VerifyConfig
+from rlvr.config import RewardConfig, VerifyConfig
 from rlvr.errors import ConfigError
 from rlvr.rollout.base import RolloutEngine, make_engine
+from rlvr.scoring import MixedScorer, PoolScorer, Scorer, names_reward_model
 from rlvr.types import Problem
 
 
@@ -80,3 +82,51 @@ def build_engine(name: str, model: Any, tokenizer: Any, *, dtype: str = "same",
                  options: Mapping[str, Any] | None = None) -> RolloutEngine:
     """The rollout engine `name` over `model`, sampling in `dtype` ("same" = in place)."""
     return make_engine(name, model, tokenizer, {"dtype": dtype, **dict(options or {})})
+
+
+def learned_rule(reward: RewardConfig):
+    """Which problems the reward model scores: every one (`reward.scores: all`), else those
+    that name no verifier of their own (`rlvr.scoring.names_reward_model`)."""
+    if reward.model and reward.scores == "all":
+        return lambda problem: True
+    return names_reward_model
+
+
+def build_scorer(problems: Sequence[Problem], verifier_options: Mapping[str, Any], verify: VerifyConfig,
+                 reward: RewardConfig | None = None, device: torch.device | str = "cpu") -> Scorer:
+    """The scorer of `problems`: the verifier pool (started: its workers load in the background),
+    a reward model (loaded now, on `device`), or a `MixedScorer` of both when the problems need
+    both. Problems that name no verifier without a `reward.model` are a ConfigError that names
+    one of them."""
+    reward = reward or RewardConfig()
+    learned = learned_rule(reward)
+    to_rm = [p for p in problems if learned(p)]
+    to_pool = [p for p in problems if not learned(p)]
+    if to_rm and not reward.model:
+        raise ConfigError(f"problem {to_rm[0].id!r} names no verifier (verifier "
+                          f"{to_rm[0].verifier!r}) and reward.model is not set: set reward.model to a "
+                          "reward model directory, or task.verifier to a verifier")
+    pool = PoolScorer(build_pool(to_pool, verifier_options, verify).start()) if to_pool or not to_rm else None
+    if not to_rm:
+        return pool
+    try:
+        rm = build_reward_scorer(reward, device)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
+    return rm if pool is None else MixedScorer(pool, rm, learned)
+
+
+def build_reward_scorer(reward: RewardConfig, device: torch.device | str = "cpu") -> Scorer:
+    """A `RewardModelScorer` for `reward.model` on `device`, normalised and clipped as configured."""
+    from pathlib import Path
+
+    from rlvr.reward.scorer import RewardModelScorer
+
+    if not Path(reward.model).is_dir():
+        raise ConfigError(f"reward.model {reward.model!r} is not a directory (a reward model saved "
+                          "by rlvr rm train)")
+    return RewardModelScorer.from_path(reward.model, device=str(device), dtype=reward.dtype,
+                                       normalize=reward.normalize, clip=tuple(reward.clip),
+                                       batch_size=reward.batch_size)

@@ -101,6 +101,17 @@ class VerifyConfig:
 
 
 @dataclass(frozen=True)
+class RewardConfig:
+    model: str = ""  # a learned reward model directory (rlvr rm train output); "" = none: verifiers score everything
+    scores: Literal["fallback", "all"] = "fallback"  # which problems the reward model scores: fallback = those naming no verifier ("" or "reward_model"); all = every problem
+    normalize: bool = True  # reward = (raw - mean) / std with the model's saved reward_stats.json
+    clip: tuple = (-5.0, 5.0)  # [low, high]: the reward (after normalising) is clipped to this range
+    batch_size: int = 16  # sequences per reward-model forward pass
+    dtype: Literal["float32", "bfloat16"] = "float32"  # the reward model's weights
+    allow_zero_beta: bool = False  # train on a learned reward with grpo.beta = 0 (no KL leash); refused unless set
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     every: int = 6  # held-out evaluation every this many steps (0 = never); also before step 1 and at the end
     n: int = 4  # samples per held-out problem (pass@1 is their mean)
@@ -136,6 +147,7 @@ class Config:
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -307,6 +319,35 @@ def validate(c: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    validate_reward(c)
+
+
+def check_reward(r: RewardConfig) -> RewardConfig:
+    """Range checks of the `reward:` section on its own (also what `rlvr eval` builds)."""
+    clip = r.clip
+    if len(clip) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in clip) \
+            or not clip[0] < clip[1]:
+        raise ConfigError(f"reward.clip must be [low, high] with low < high, got {list(clip)!r}")
+    if r.batch_size < 1:
+        raise ConfigError("reward.batch_size must be >= 1")
+    if r.scores == "all" and not r.model:
+        raise ConfigError("reward.scores=all needs reward.model (a reward model directory)")
+    return r
+
+
+def validate_reward(c: Config) -> None:
+    """The `reward:` section. A learned reward without a KL leash is refused (see docs/scoring.md):
+    a policy optimised against a fixed learned reward drifts to text the reward model was never
+    trained on and overrates (length, repetition); `grpo.beta > 0` keeps it near the initial
+    (SFT) model. `reward.allow_zero_beta: true` opts out, e.g. for an ablation."""
+    r = check_reward(c.reward)
+    if c.task.verifier == "reward_model" and not r.model:
+        raise ConfigError("task.verifier=reward_model needs reward.model (a reward model directory)")
+    if r.model and c.grpo.beta == 0 and not r.allow_zero_beta:
+        raise ConfigError(
+            "reward.model is set (a learned reward) but grpo.beta = 0: the policy would have no KL "
+            "leash to its initial (SFT) model and can drift to text the reward model overrates. "
+            "Set grpo.beta > 0 (e.g. --grpo.beta=0.04), or reward.allow_zero_beta=true to opt out")
 
 
 def save_config(config: Config, path: str | Path) -> None:

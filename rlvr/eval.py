@@ -1,4 +1,4 @@
-"""Evaluation: sample n completions per problem, verify them, summarise pass@k, maj@k, reward.
+"""Evaluation: sample n completions per problem, score them, summarise pass@k, maj@k, reward.
 
 - `pass_at_k(n, c, k)`: the unbiased estimator of Chen et al. (2021), 1 - C(n-c, k) / C(n, k), in
   its numerically stable product form 1 - prod_{i=n-c+1..n} (1 - k/i). Defined for k <= n only.
@@ -11,6 +11,12 @@
   `rlvr train` call. With `samples_path` every verified sample is appended to a JSONL file as soon
   as its chunk is done, and a later call with the same file only samples what is missing: an
   interrupted evaluation resumes where it stopped.
+
+Completions are scored through the scoring seam (`rlvr.scoring.Scorer`: the verifier pool, a
+reward model, or both; a bare verifier pool is adapted). A sample whose scorer has no notion of
+correct (`passed` None: a reward model) counts in the mean reward but not in pass@k or maj@k: a
+problem's pass@k is over its *judged* samples (`judged` in its row), a problem with none has no
+pass@k, and pass@k over problems none of which is judged is None, never 0.
 
 Samples whose verification hit an infrastructure error, or whose problem has a reference its
 verifier cannot read, are not scored: they are left out of their problem's n, counted in
@@ -36,10 +42,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from rlvr.rollout.base import RolloutEngine, SamplingParams
-from rlvr.scoring import INFRA, answer_of, outcome
+from rlvr.scoring import INFRA, Scorer, answer_of, as_scorer, outcome
 from rlvr.types import Problem
 
-__all__ = ["pass_at_k", "maj_at_k", "answer_of", "evaluate", "summarise", "load_samples"]
+__all__ = ["pass_at_k", "maj_at_k", "answer_of", "evaluate", "summarise", "load_samples", "append_jsonl"]
 
 MAJ_EXACT_LIMIT = 2000  # enumerate all k-subsets up to this many, else sample this many
 
@@ -114,7 +120,9 @@ def load_samples(path: str | Path, problem_ids: set[str]) -> dict[str, list[dict
     return out
 
 
-def _append(path: Path, records: list[dict[str, Any]]) -> None:
+def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Append records as JSON lines and fsync; a torn last line (an interrupted write) is ended
+    first, so it cannot swallow the next record."""
     path.parent.mkdir(parents=True, exist_ok=True)
     torn = False
     if path.is_file() and path.stat().st_size:
@@ -137,9 +145,9 @@ def _chunk_seed(params: SamplingParams, first_id: str, done: int) -> int | None:
     return zlib.crc32(f"{params.seed}|{first_id}|{done}".encode()) & 0x7FFFFFFF
 
 
-def _sample_and_verify(engine: RolloutEngine, pool: Any, chunk: list[tuple[Problem, int]],
-                       params: SamplingParams) -> list[dict[str, Any]]:
-    """Sample the missing completions of each (problem, already done) pair, verify, make records.
+def _sample_and_score(engine: RolloutEngine, scorer: Scorer, chunk: list[tuple[Problem, int]],
+                      params: SamplingParams) -> list[dict[str, Any]]:
+    """Sample the missing completions of each (problem, already done) pair, score, make records.
 
     Each record carries its share of the chunk's sampling and verification time, so that totals
     over a resumed evaluation add up."""
@@ -148,7 +156,7 @@ def _sample_and_verify(engine: RolloutEngine, pool: Any, chunk: list[tuple[Probl
     groups = engine.generate([p.prompt for p, _ in chunk], sp)
     t1 = time.perf_counter()
     flat = [(p, done + j, c) for (p, done), g in zip(chunk, groups) for j, c in enumerate(g)]
-    verdicts = pool.verify([p for p, _, _ in flat], [c for _, _, c in flat])
+    verdicts = scorer.score([p for p, _, _ in flat], [c for _, _, c in flat])
     share = 1.0 / max(1, len(flat))
     gen_s, verify_s = (t1 - t0) * share, (time.perf_counter() - t1) * share
     records = []
@@ -165,17 +173,18 @@ def _sample_and_verify(engine: RolloutEngine, pool: Any, chunk: list[tuple[Probl
     return records
 
 
-def evaluate(engine: RolloutEngine, problems: Sequence[Problem], pool: Any, *, n: int,
+def evaluate(engine: RolloutEngine, problems: Sequence[Problem], scorer: Any, *, n: int,
              params: SamplingParams, ks: Sequence[int] = (1,), samples_path: str | Path | None = None,
              chunk_problems: int = 0, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Sample `n` completions per problem, verify them with `pool`, and summarise.
+    """Sample `n` completions per problem, score them with `scorer` (a `Scorer`, or a verifier
+    pool, which is adapted), and summarise.
 
     `samples_path`: append every sample there and resume from it. `chunk_problems`: problems per
     generate call (0: enough for about 64 sequences). `progress(k)` is called after every chunk
     with the number of problems it finished. Returns `summarise(...)` with this call's
     `infra_errors` and `bad_references`.
     """
-    params = replace(params, n=n)
+    params, scorer = replace(params, n=n), as_scorer(scorer)
     ids = {p.id for p in problems}
     saved = load_samples(samples_path, ids) if samples_path else defaultdict(list)
     todo = [(p, len(saved[p.id])) for p in problems if len(saved[p.id]) < n]
@@ -188,9 +197,9 @@ def evaluate(engine: RolloutEngine, problems: Sequence[Problem], pool: Any, *, n
         group = list(group)
         for start in range(0, len(group), size):
             chunk = group[start:start + size]
-            records = _sample_and_verify(engine, pool, chunk, params)
+            records = _sample_and_score(engine, scorer, chunk, params)
             if samples_path:
-                _append(Path(samples_path), records)
+                append_jsonl(Path(samples_path), records)
             for rec in records:
                 if "reward" in rec:
                     saved[rec["problem_id"]].append(rec)
@@ -207,19 +216,22 @@ def summarise(problems: Sequence[Problem], samples: dict[str, list[dict[str, Any
               ks: Sequence[int]) -> dict[str, Any]:
     """Metrics over problems from their verified sample records (first `n` of each problem).
 
-    pass@k and maj@k average over the problems with at least k scored samples; `*_stderr` is the
-    standard error of that mean across problems. Returns the top-level metrics and `problems`.
+    pass@k and maj@k average over the problems with at least k judged samples (scored, with a
+    notion of correct: `passed` not None); `*_stderr` is the standard error of that mean across
+    problems. With no judged sample at all (everything scored by a reward model) pass@k is None,
+    not 0. Returns the top-level metrics, `unjudged_samples` and `problems`.
     """
     rows, rewards, statuses, truncated, totals = [], [], Counter(), 0, Counter()
     for p in problems:
         recs = sorted(samples.get(p.id, []), key=lambda r: r["index"])[:n]
-        votes = [(r.get("answer"), bool(r["passed"])) for r in recs]
-        row: dict[str, Any] = {"id": p.id, "n": len(recs), "correct": sum(v for _, v in votes),
+        votes = [(r.get("answer"), bool(r["passed"])) for r in recs if r.get("passed") is not None]
+        row: dict[str, Any] = {"id": p.id, "n": len(recs), "judged": len(votes),
+                               "correct": sum(v for _, v in votes),
                                "mean_reward": statistics.fmean([r["reward"] for r in recs]) if recs else None,
                                "statuses": dict(Counter(r["status"] for r in recs))}
         for k in ks:
-            row[f"pass@{k}"] = pass_at_k(len(recs), row["correct"], k) if len(recs) >= k else None
-            row[f"maj@{k}"] = maj_at_k(votes, k) if len(recs) >= k else None
+            row[f"pass@{k}"] = pass_at_k(len(votes), row["correct"], k) if len(votes) >= k else None
+            row[f"maj@{k}"] = maj_at_k(votes, k) if len(votes) >= k else None
         row["example"] = next((r["text"] for r in recs if r["passed"]), recs[0]["text"] if recs else None)
         rewards += [r["reward"] for r in recs]
         statuses.update(row["statuses"])
@@ -228,8 +240,10 @@ def summarise(problems: Sequence[Problem], samples: dict[str, list[dict[str, Any
             totals[key] += sum(r.get(key, 0) for r in recs)
         totals["timed"] += sum("generate_s" in r for r in recs)
         rows.append(row)
+    judged = sum(r["judged"] for r in rows)
     report: dict[str, Any] = {"n": n, "ks": list(ks), "num_problems": len(problems),
-                              "num_samples": len(rewards), "infra_errors": 0, "bad_references": 0,
+                              "num_samples": len(rewards), "unjudged_samples": len(rewards) - judged,
+                              "infra_errors": 0, "bad_references": 0,
                               "mean_reward": statistics.fmean(rewards) if rewards else 0.0,
                               "truncated_frac": truncated / len(rewards) if rewards else 0.0,
                               "statuses": dict(statuses.most_common()),
@@ -239,10 +253,10 @@ def summarise(problems: Sequence[Problem], samples: dict[str, list[dict[str, Any
     for k in ks:
         for metric in ("pass", "maj"):
             vals = [r[f"{metric}@{k}"] for r in rows if r[f"{metric}@{k}"] is not None]
-            empty = 0.0 if metric == "pass" else None  # maj@k is undefined without answers
+            empty = 0.0 if metric == "pass" and judged else None  # undefined without answers / judged samples
             report[f"{metric}@{k}"] = statistics.fmean(vals) if vals else empty
             report[f"{metric}@{k}_stderr"] = (statistics.stdev(vals) / math.sqrt(len(vals))
                                              if len(vals) > 1 else None)
-        report[f"pass@{k}_dropped"] = sum(r["n"] < k for r in rows)  # too few scored samples
+        report[f"pass@{k}_dropped"] = sum(r["judged"] < k for r in rows)  # too few judged samples
     report["problems"] = rows
     return report

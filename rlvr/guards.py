@@ -4,14 +4,19 @@ A policy that learns to please its scorer rather than to solve the task often ge
 (judges and reward models favour length; padding can hit more rubric items). These functions
 make that visible and, optionally, costly:
 
-- `length_by_reward_bucket(rewards, lengths, valid)`: mean completion length and count per
-  reward bucket (`zero` r <= 0, `low` 0 < r < 0.5, `high` 0.5 <= r < 1, `full` r >= 1) and the
-  correlation of length with reward, as metrics (`guard/len_mean/full`, ...). A run whose
-  `full` bucket is much longer than its `zero` bucket is paying for length.
+- `length_by_reward_bucket(rewards, lengths, valid, buckets)`: mean completion length and count
+  per reward bucket and the correlation of length with reward, as metrics
+  (`guard/len_mean/full`, ...). `buckets="fixed"` is for rewards in [0, 1] (verifiers, rubrics):
+  `zero` r <= 0, `low` 0 < r < 0.5, `high` 0.5 <= r < 1, `full` r >= 1. `buckets="quantile"` is
+  for continuous rewards on any scale (a reward model): `q1`..`q4`, the quarters of this step's
+  rewards from lowest to highest (ties stay in one bucket). A run whose top bucket is much
+  longer than its bottom bucket is paying for length.
 - `length_penalty(rewards, lengths, target_len, max_len, coef)`: subtract up to `coef`, linearly
-  from `target_len` to `max_len` tokens, before advantages (optional; off by default).
+  from `target_len` to `max_len` tokens, before advantages (optional; off by default). `coef` is
+  in reward units: for a normalised reward model, standard deviations of its reward.
 - `length_explosion_warning(history)`: a message when, over the last `window` steps against the
-  `window` before, mean reward rose while mean length grew by `length_ratio` or more.
+  `window` before, mean reward rose while mean length grew by `length_ratio` or more (any reward
+  scale: it compares means, and "rose" means greater, also for negative rewards).
 
 A held-out check scored by something other than the training reward (the rubric verifier with
 `deterministic_only: true`, or another judge) belongs beside these in the log; the loop owns it.
@@ -25,9 +30,11 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["BUCKETS", "length_by_reward_bucket", "length_penalty", "length_explosion_warning"]
+__all__ = ["BUCKETS", "QUANTILE_BUCKETS", "length_by_reward_bucket", "length_penalty",
+           "length_explosion_warning"]
 
 BUCKETS = ("zero", "low", "high", "full")
+QUANTILE_BUCKETS = ("q1", "q2", "q3", "q4")
 
 
 def _bucket_masks(rewards: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -35,19 +42,36 @@ def _bucket_masks(rewards: torch.Tensor) -> dict[str, torch.Tensor]:
             "high": (rewards >= 0.5) & (rewards < 1), "full": rewards >= 1}
 
 
+def _quantile_masks(rewards: torch.Tensor) -> dict[str, torch.Tensor]:
+    """q1..q4 by the rank of each reward; equal rewards share the bucket of their first rank."""
+    n = rewards.numel()
+    if n == 0:
+        return {name: torch.zeros(0, dtype=torch.bool) for name in QUANTILE_BUCKETS}
+    order = torch.sort(rewards, stable=True).values
+    first_rank = torch.searchsorted(order, rewards, right=False)  # (N,) rank of the first equal reward
+    quarter = (first_rank * 4) // n  # 0..3
+    return {name: quarter == i for i, name in enumerate(QUANTILE_BUCKETS)}
+
+
 def length_by_reward_bucket(rewards: torch.Tensor, lengths: torch.Tensor,
-                            valid: torch.Tensor | None = None) -> dict[str, float]:
+                            valid: torch.Tensor | None = None,
+                            buckets: str = "fixed") -> dict[str, float]:
     """Metrics of length per reward bucket over valid samples.
 
     rewards, lengths, valid: same shape, e.g. (P, G); lengths in tokens; valid False for samples
-    masked out (infrastructure errors). Buckets with no sample report a count of 0 and no mean.
-    `guard/len_reward_corr` is Pearson's r of length and reward (0 when either is constant).
+    masked out (infrastructure errors). `buckets`: "fixed" ([0, 1] rewards) or "quantile"
+    (continuous rewards; see the module docstring). Buckets with no sample report a count of 0
+    and no mean. `guard/len_reward_corr` is Pearson's r of length and reward (0 when either is
+    constant).
     """
+    if buckets not in ("fixed", "quantile"):
+        raise ValueError(f"buckets must be 'fixed' or 'quantile', not {buckets!r}")
     r, n = rewards.double().flatten(), lengths.double().flatten()
     keep = torch.ones_like(r, dtype=torch.bool) if valid is None else valid.flatten().bool()
     r, n = r[keep], n[keep]
     out: dict[str, float] = {}
-    for name, mask in _bucket_masks(r).items():
+    masks = _bucket_masks(r) if buckets == "fixed" else _quantile_masks(r)
+    for name, mask in masks.items():
         out[f"guard/count/{name}"] = float(mask.sum())
         if mask.any():
             out[f"guard/len_mean/{name}"] = float(n[mask].mean())

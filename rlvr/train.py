@@ -5,6 +5,11 @@
 - With `grpo.inner_steps = 1` (the default) pi_old is pi_theta detached: no extra forward pass.
 - The KL penalty (k3, per token) needs a frozen reference only when `grpo.beta > 0`; with LoRA the
   reference is the base model with the adapters disabled, never a second copy.
+- Completions are scored through the scoring seam (`rlvr.scoring.Scorer`): the verifier pool, a
+  learned reward model (`reward.model`), or both, per problem. A learned reward has no notion of
+  correct (`passed` None): such samples count in reward means and advantages, not in `pass_rate`
+  (`verify/unjudged` counts them); the length-per-reward-bucket guard then buckets by quartiles
+  of the step's rewards instead of the fixed [0, 1] buckets.
 - Samples whose verification failed for infrastructure reasons are masked out of their group
   (not scored 0), counted in `verify/infra_errors`, and the run aborts past a configured rate.
   Samples of a problem whose reference its verifier cannot read are masked out too, counted in
@@ -37,7 +42,7 @@ import torch
 from rlvr import dist, grpo, guards
 from rlvr.checkpoint import (latest_checkpoint, load_model_weights, load_training_state, save_checkpoint,
                              save_final)
-from rlvr.components import build_engine, build_pool, resolve_device, sampling_dtype, task_problems
+from rlvr.components import build_engine, build_scorer, resolve_device, sampling_dtype, task_problems
 from rlvr.config import Config, save_config, to_dict
 from rlvr.errors import ConfigError, InfraError
 from rlvr.eval import evaluate
@@ -45,10 +50,9 @@ from rlvr.metrics import RunLog, say
 from rlvr.models import load_model, load_tokenizer
 from rlvr.plot import write_run_plots
 from rlvr.rollout.base import RolloutEngine, SamplingParams
-from rlvr.scoring import BAD_REFERENCE, INFRA, Outcome, outcome
+from rlvr.scoring import BAD_REFERENCE, INFRA, Outcome, Scorer, outcome
 from rlvr.types import Completion, Problem
 from rlvr.update import collate, skip_update, update_policy
-from rlvr.verifiers.pool import VerifierPool
 
 
 # ------------------------------------------------------------------------- data and batches
@@ -86,7 +90,8 @@ class Rollouts:
     completions: list[Completion]  # (B,)
     rewards: torch.Tensor  # (P, G) as scored by the verifier (before penalties); 0 where not scored
     valid: torch.Tensor  # (P, G) False where not scored (infrastructure failure, bad reference)
-    passed: torch.Tensor  # (P, G)
+    passed: torch.Tensor  # (P, G) False where not judged
+    judged: torch.Tensor  # (P, G) False where the scorer has no notion of correct (passed None)
     statuses: list[str]  # (B,)
     frac_zero_std: float  # over every group sampled this step, before dynamic-sampling filtering
     infra_errors: int  # over every sample of the step, kept or not
@@ -98,8 +103,8 @@ class Rollouts:
 
 
 def rollout_step(cfg: Config, step: int, cursor: DataCursor, train_set: Sequence[Problem],
-                 engine: RolloutEngine, pool: VerifierPool) -> Rollouts:
-    """Sample prompts, generate G completions each, verify them; with dynamic sampling, repeat
+                 engine: RolloutEngine, scorer: Scorer) -> Rollouts:
+    """Sample prompts, generate G completions each, score them; with dynamic sampling, repeat
     until `prompts_per_step` groups have non-zero reward spread (or the round limit is hit)."""
     P, G, r = cfg.rollout.prompts_per_step, cfg.rollout.group_size, cfg.rollout
     params = SamplingParams(n=G, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
@@ -116,7 +121,7 @@ def rollout_step(cfg: Config, step: int, cursor: DataCursor, train_set: Sequence
         groups = engine.generate([p.prompt for p in problems],
                                  replace(params, seed=hash_seed(cfg.seed, step, rnd), first_index=lo)) if problems else []
         t1 = time.perf_counter()
-        results = pool.verify([p for p in problems for _ in range(G)], [c for g in groups for c in g]) if problems else []
+        results = scorer.score([p for p in problems for _ in range(G)], [c for g in groups for c in g]) if problems else []
         gen_s, ver_s = gen_s + t1 - t0, ver_s + time.perf_counter() - t1
         outs = [outcome(x) for x in results]
         every += [(p, o) for p, o in zip([p for p in problems for _ in range(G)], outs)]
@@ -129,11 +134,11 @@ def rollout_step(cfg: Config, step: int, cursor: DataCursor, train_set: Sequence
         if kept_everywhere >= P:
             break
     outs = [o for _, _, group in kept for o in group]
-    rewards, valid, passed = _tensors(outs, G)
+    rewards, valid, passed, judged = _tensors(outs, G)
     infra = [o.error for _, o in every if o.status == INFRA]
     return Rollouts(
         problems=[p for p, g, _ in kept for _ in g], completions=[c for _, g, _ in kept for c in g],
-        rewards=rewards, valid=valid, passed=passed, statuses=[o.status for o in outs],
+        rewards=rewards, valid=valid, passed=passed, judged=judged, statuses=[o.status for o in outs],
         frac_zero_std=zero_std / max(len(every) // G, 1), infra_errors=len(infra),
         bad_references=[(p.id, o.error) for p, o in every if o.status == BAD_REFERENCE],
         sampled=len(every), generate_s=gen_s, verify_s=ver_s, last_infra_error=infra[-1] if infra else "")
@@ -146,7 +151,8 @@ def merge_rollouts(parts: Sequence[Rollouts]) -> Rollouts:
     return Rollouts(
         problems=[p for r in parts for p in r.problems], completions=[c for r in parts for c in r.completions],
         rewards=torch.cat([r.rewards for r in parts]), valid=torch.cat([r.valid for r in parts]),
-        passed=torch.cat([r.passed for r in parts]), statuses=[s for r in parts for s in r.statuses],
+        passed=torch.cat([r.passed for r in parts]), judged=torch.cat([r.judged for r in parts]),
+        statuses=[s for r in parts for s in r.statuses],
         frac_zero_std=sum(r.frac_zero_std * r.sampled for r in parts) / max(sum(r.sampled for r in parts), 1),
         infra_errors=sum(r.infra_errors for r in parts), bad_references=[b for r in parts for b in r.bad_references],
         sampled=sum(r.sampled for r in parts), generate_s=max(r.generate_s for r in parts),
@@ -154,12 +160,13 @@ def merge_rollouts(parts: Sequence[Rollouts]) -> Rollouts:
         last_infra_error=next((r.last_infra_error for r in reversed(parts) if r.last_infra_error), ""))
 
 
-def _tensors(outs: Sequence[Outcome], G: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(rewards, valid, passed), each (len(outs) // G, G)."""
+def _tensors(outs: Sequence[Outcome], G: int) -> tuple[torch.Tensor, ...]:
+    """(rewards, valid, passed, judged), each (len(outs) // G, G); passed is False where not judged."""
     shape = (len(outs) // G, G)
     return (torch.tensor([o.reward for o in outs], dtype=torch.float).reshape(shape),
             torch.tensor([o.scored for o in outs], dtype=torch.bool).reshape(shape),
-            torch.tensor([o.passed for o in outs], dtype=torch.bool).reshape(shape))
+            torch.tensor([bool(o.passed) for o in outs], dtype=torch.bool).reshape(shape),
+            torch.tensor([o.passed is not None for o in outs], dtype=torch.bool).reshape(shape))
 
 
 def hash_seed(*parts: int) -> int:
@@ -239,7 +246,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
     device = resolve_device(dist.device_for(cfg.model.device))
     train_set, test_set = load_problems(cfg)
     with contextlib.ExitStack() as stack:  # workers load while the model does
-        pool = stack.enter_context(build_pool(train_set + test_set, cfg.task.verifier_options, cfg.verify).start())
+        scorer = stack.enter_context(build_scorer(train_set + test_set, cfg.task.verifier_options, cfg.verify,
+                                                  cfg.reward, device))
         tokenizer = load_tokenizer(cfg.model.name)
         policy, reference = build_policy(cfg, device)
         optimizer, scheduler = build_optimizer(cfg, policy)
@@ -253,14 +261,14 @@ def train(cfg: Config, resume: bool = False) -> Path:
             cfg.rollout.engine, policy, tokenizer, dtype=dtype, options=cfg.rollout.options)))
         progress = _progress(cfg, start)
         if start == 1 and cfg.eval.at_start and cfg.eval.every and test_set:
-            log.metrics(0, {**held_out_eval(cfg, 0, engine, test_set, pool),
+            log.metrics(0, {**held_out_eval(cfg, 0, engine, test_set, scorer),
                             "time/elapsed_s": time.perf_counter() - started})
         reported: set[str] = set()  # problems whose bad reference was already reported
         history: list[tuple[float, float]] = []  # (reward mean, length mean) per step: the length guard
         for step in range(start, cfg.steps + 1):
             t0 = time.perf_counter()
-            # sample + rollout + verify (each rank its block of prompts; then every rank sees all)
-            ro = merge_rollouts(dist.gather(rollout_step(cfg, step, cursor, train_set, engine, pool)))
+            # sample + rollout + score (each rank its block of prompts; then every rank sees all)
+            ro = merge_rollouts(dist.gather(rollout_step(cfg, step, cursor, train_set, engine, scorer)))
             t_rollout = time.perf_counter() - t0
             check_infra(cfg, step, ro)
             report_bad_references(ro, reported)
@@ -277,11 +285,12 @@ def train(cfg: Config, resume: bool = False) -> Path:
                 shaped, stats = ro.rewards, skip_update(cfg, optimizer, scheduler)
             t_update = time.perf_counter() - t1
             # log
-            metrics = step_metrics(ro, shaped, stats, t_rollout, t_update, time.perf_counter() - t0)
-            outages = pool.take_stats()  # verify/engine_outages, verify/outage_s: summed over ranks
-            metrics.update(zip(outages, dist.all_sum(outages.values())))
+            metrics = step_metrics(ro, shaped, stats, t_rollout, t_update, time.perf_counter() - t0,
+                                   continuous=bool(cfg.reward.model))
+            counters = scorer.take_stats()  # e.g. verify/engine_outages, verify/outage_s: summed over ranks
+            metrics.update(zip(counters, dist.all_sum(counters.values())))
             if cfg.eval.every and test_set and (step % cfg.eval.every == 0 or step == cfg.steps):
-                metrics.update(held_out_eval(cfg, step, engine, test_set, pool))
+                metrics.update(held_out_eval(cfg, step, engine, test_set, scorer))
             metrics["time/elapsed_s"] = time.perf_counter() - started  # since this process started
             watch_length(step, history, metrics)
             log.metrics(step, metrics)
@@ -379,8 +388,11 @@ def advantages_for(cfg: Config, ro: Rollouts, pad_id: int):
 
 
 def step_metrics(ro: Rollouts, shaped: torch.Tensor, stats: dict[str, float],
-                 t_rollout: float, t_update: float, t_step: float) -> dict[str, float]:
+                 t_rollout: float, t_update: float, t_step: float, continuous: bool = False) -> dict[str, float]:
+    """The step's metrics. `pass_rate` is over valid samples whose scorer judges correctness
+    (NaN when none does); `continuous`: bucket lengths by reward quartiles (a learned reward)."""
     valid = ro.valid.flatten()
+    judged = valid & ro.judged.flatten()
     r = ro.rewards.flatten()[valid]
     nan = float("nan")
     lengths = torch.tensor([len(c.completion_ids) for c in ro.completions], dtype=torch.float)
@@ -389,7 +401,8 @@ def step_metrics(ro: Rollouts, shaped: torch.Tensor, stats: dict[str, float],
         "reward/mean": float(r.mean()) if len(r) else nan,
         "reward/std": float(r.std()) if len(r) > 1 else 0.0,
         "reward/shaped_mean": float(shaped.flatten()[valid].mean()) if len(r) else nan,
-        "pass_rate": float(ro.passed.flatten()[valid].float().mean()) if len(r) else nan,
+        "pass_rate": float(ro.passed.flatten()[judged].float().mean()) if judged.any() else nan,
+        "verify/unjudged": float((valid & ~ro.judged.flatten()).sum()),  # scored without a notion of correct
         "frac_zero_std_groups": ro.frac_zero_std,
         "verify/infra_errors": float(ro.infra_errors),
         "verify/bad_references": float(len(ro.bad_references)),
@@ -403,29 +416,35 @@ def step_metrics(ro: Rollouts, shaped: torch.Tensor, stats: dict[str, float],
         "throughput/tokens_per_s": tokens / max(ro.generate_s, 1e-9),
         "time/generate_s": ro.generate_s, "time/verify_s": ro.verify_s,
         "time/rollout_s": t_rollout, "time/update_s": t_update, "time/step_s": t_step,
-        **guards.length_by_reward_bucket(ro.rewards, lengths.view_as(ro.rewards), ro.valid),
+        **guards.length_by_reward_bucket(ro.rewards, lengths.view_as(ro.rewards), ro.valid,
+                                         buckets="quantile" if continuous else "fixed"),
     }
 
 
 def held_out_eval(cfg: Config, step: int, engine: RolloutEngine, test_set: Sequence[Problem],
-                  pool: VerifierPool) -> dict[str, float]:
-    """pass@1 on the held-out split; under data parallelism each rank evaluates its share."""
+                  scorer: Scorer) -> dict[str, float]:
+    """pass@1 and mean reward on the held-out split; under data parallelism each rank evaluates
+    its share. pass@1 averages the problems that have one (a problem scored by a reward model
+    has none): NaN when no problem has one, and `eval/unjudged_problems` counts those left out."""
     t0 = time.perf_counter()
     r = cfg.rollout
     params = SamplingParams(temperature=cfg.eval.temperature, top_p=r.top_p, top_k=r.top_k,
                             max_new_tokens=r.max_new_tokens, seed=hash_seed(cfg.seed, 7919, step))
     share = dist.shard(test_set)
-    report = evaluate(engine, share, pool, n=cfg.eval.n, params=params, ks=(1,)) if share else None
+    report = evaluate(engine, share, scorer, n=cfg.eval.n, params=params, ks=(1,)) if share else None
     parts = [p for p in dist.gather(report) if p is not None]
     rows = [row for p in parts for row in p["problems"]]
     scored = [row["pass@1"] for row in rows if row["pass@1"] is not None]
+    unjudged = sum(1 for row in rows if row["n"] and not row["judged"])  # scored by a reward model
     n = sum(row["n"] for row in rows)
-    out = {"eval/pass@1": sum(scored) / len(scored) if scored else 0.0,
+    out = {"eval/pass@1": sum(scored) / len(scored) if scored else (float("nan") if unjudged else 0.0),
            "eval/mean_reward": sum(row["mean_reward"] * row["n"] for row in rows if row["n"]) / n if n else 0.0,
            "eval/infra_errors": float(sum(p["infra_errors"] for p in parts)),
            "eval/bad_references": float(sum(p["bad_references"] for p in parts)),
-           "eval/dropped_problems": float(len(rows) - len(scored)), "time/eval_s": time.perf_counter() - t0}
-    note(f"step {step}: held-out pass@1 = {out['eval/pass@1']:.3f} ({len(test_set)} problems x {cfg.eval.n})")
+           "eval/dropped_problems": float(len(rows) - len(scored) - unjudged),
+           "eval/unjudged_problems": float(unjudged), "time/eval_s": time.perf_counter() - t0}
+    note(f"step {step}: held-out pass@1 = {out['eval/pass@1']:.3f}, mean reward = "
+         f"{out['eval/mean_reward']:.3f} ({len(test_set)} problems x {cfg.eval.n})")
     return out
 
 

@@ -51,3 +51,34 @@ def test_every_key_is_documented():
     assert any("--grpo.clip_high=0.28" in line for line in lines)
     undocumented = [line for line in lines if "  " not in line.strip()]
     assert not undocumented
+
+
+# ---------------------------------------------------------------- the reward: section
+
+
+def test_reward_section_defaults_to_no_reward_model():
+    c = build_config()
+    assert c.reward.model == "" and c.reward.scores == "fallback" and c.reward.clip == (-5.0, 5.0)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--reward.clip=[3, -3]"], r"reward\.clip must be \[low, high\]"),
+    (["--reward.clip=[1, 2, 3]"], r"reward\.clip"),
+    (["--reward.clip=[a, 1]"], r"reward\.clip"),
+    (["--reward.batch_size=0"], r"reward\.batch_size"),
+    (["--reward.scores=some"], r"reward\.scores"),
+    (["--reward.scores=all"], r"reward\.scores=all needs reward\.model"),
+    (["--task.verifier=reward_model"], r"task\.verifier=reward_model needs reward\.model"),
+    (["--reward.normalise=true"], r"reward\.normalise"),
+])
+def test_bad_reward_settings_are_errors_naming_the_key(args, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build_config(overrides=args)
+
+
+def test_a_learned_reward_without_a_kl_leash_is_refused_unless_opted_out():
+    with pytest.raises(ConfigError, match=r"grpo\.beta = 0.*allow_zero_beta"):
+        build_config(overrides=["--reward.model=rm/final"])
+    c = build_config(overrides=["--reward.model=rm/final", "--grpo.beta=0.04", "--reward.clip=[-2, 2]"])
+    assert c.grpo.beta == 0.04 and c.reward.clip == (-2, 2)
+    assert build_config(overrides=["--reward.model=rm/final", "--reward.allow_zero_beta=true"]).grpo.beta == 0

@@ -200,3 +200,61 @@ def test_summarise_reports_standard_error_and_truncation():
     rep = summarise(probs, recs, n=1, ks=(1,))
     assert rep["pass@1"] == 0.5 and rep["pass@1_stderr"] == pytest.approx(0.5)
     assert rep["truncated_frac"] == 0.5 and rep["problems"][0]["example"] == "a"
+
+
+# ---------------------------------------------------------------- samples without a notion of correct
+
+
+def _recs(*passed_rewards):
+    return [{"index": i, "text": f"t{i}", "finish_reason": "stop", "reward": r, "passed": p,
+             "status": "scored" if p is None else ("correct" if p else "wrong"), "answer": None}
+            for i, (p, r) in enumerate(passed_rewards)]
+
+
+def test_pass_at_k_skips_samples_a_reward_model_scored():
+    probs = _problems(3)
+    recs = {"p0": _recs((True, 1.0), (None, 0.3), (False, 0.0)),  # 2 judged, 1 correct
+            "p1": _recs((None, 2.0), (None, -1.0), (None, 0.5)),  # scored by a reward model only
+            "p2": _recs((True, 1.0), (True, 1.0), (None, 4.0))}
+    rep = summarise(probs, recs, n=3, ks=(1, 2))
+    rows = {r["id"]: r for r in rep["problems"]}
+    assert [rows[p]["judged"] for p in ("p0", "p1", "p2")] == [2, 0, 2]
+    assert rows["p0"]["pass@1"] == 0.5 and rows["p1"]["pass@1"] is None and rows["p2"]["pass@1"] == 1.0
+    assert rep["pass@1"] == 0.75  # over p0 and p2, not a 0 for p1 nor a miss for each None
+    assert rows["p0"]["pass@2"] == 1.0 and rep["pass@2_dropped"] == 1
+    assert rep["unjudged_samples"] == 5
+    assert rep["mean_reward"] == pytest.approx((1.0 + 0.3 + 0.0 + 2.0 - 1.0 + 0.5 + 1.0 + 1.0 + 4.0) / 9)
+
+
+def test_pass_at_k_is_none_not_zero_when_nothing_is_judged():
+    rep = summarise(_problems(1), {"p0": _recs((None, 0.2), (None, 0.4))}, n=2, ks=(1,))
+    assert rep["pass@1"] is None and rep["pass@1_stderr"] is None and rep["mean_reward"] == pytest.approx(0.3)
+
+
+class _ConstantRewardModel:
+    """A scorer (the seam) that scores every completion 0.5, with no notion of correct."""
+
+    def score(self, problems, completions):
+        from rlvr.types import Verdict
+
+        return [Verdict(0.5, None, "scored") for _ in problems]
+
+    def take_stats(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+def test_evaluate_takes_a_scorer_and_saves_passed_none_for_resume(tmp_path):
+    probs = _problems(2)
+    path = tmp_path / "s.jsonl"
+    rep = evaluate(FakeEngine({"q0": ["a"], "q1": ["b"]}), probs, _ConstantRewardModel(), n=2,
+                   params=SamplingParams(), ks=(1,), samples_path=path)
+    assert rep["pass@1"] is None and rep["mean_reward"] == 0.5 and rep["unjudged_samples"] == 4
+    saved = [json.loads(line) for line in path.read_text().splitlines()]
+    assert all(r["passed"] is None for r in saved)
+    engine = FakeEngine({"q0": ["a"], "q1": ["b"]})
+    again = evaluate(engine, probs, _ConstantRewardModel(), n=2, params=SamplingParams(), ks=(1,),
+                     samples_path=path)
+    assert engine.calls == [] and again["pass@1"] is None

@@ -50,3 +50,35 @@ def test_explosion_warning_needs_both_reward_rise_and_length_growth():
     assert length_explosion_warning(flat + [(0.5, 160.0)] * 4) is None   # not enough steps
     msg = length_explosion_warning([(0.1, 50.0)] * 3 + [(0.2, 100.0)] * 3 + [(0.4, 200.0)] * 3, window=3)
     assert "0.200 -> 0.400" in msg and "x2.00" in msg
+
+
+def test_quantile_buckets_for_continuous_rewards_on_any_scale():
+    # a reward model's normalised rewards: negative and above 1, where fixed buckets say nothing
+    rewards = torch.tensor([[-3.0, -1.0, 0.5, 1.5], [2.0, 2.5, 4.0, 5.0]])
+    lengths = torch.tensor([[10.0, 20.0, 30.0, 40.0], [50.0, 60.0, 70.0, 80.0]])
+    m = length_by_reward_bucket(rewards, lengths, buckets="quantile")
+    assert [m[f"guard/count/q{i}"] for i in range(1, 5)] == [2.0, 2.0, 2.0, 2.0]
+    assert m["guard/len_mean/q1"] == 15.0 and m["guard/len_mean/q4"] == 75.0
+    fixed = length_by_reward_bucket(rewards, lengths)
+    assert fixed["guard/count/zero"] == 2 and fixed["guard/count/full"] == 5  # the fixed view: lumped
+
+
+def test_quantile_buckets_keep_ties_together_and_skip_masked_samples():
+    rewards = torch.tensor([1.0, 1.0, 1.0, 1.0, 9.0, -9.0])
+    lengths = torch.tensor([5.0, 5.0, 5.0, 5.0, 100.0, 1.0])
+    valid = torch.tensor([True, True, True, True, True, False])
+    m = length_by_reward_bucket(rewards, lengths, valid, buckets="quantile")
+    assert m["guard/count/q1"] == 4 and m["guard/count/q4"] == 1 and m["guard/len_mean/q4"] == 100.0
+    assert sum(m[f"guard/count/q{i}"] for i in range(1, 5)) == 5
+    with pytest.raises(ValueError):
+        length_by_reward_bucket(rewards, lengths, buckets="deciles")
+
+
+def test_explosion_warning_and_penalty_on_a_continuous_negative_reward_scale():
+    # normalised reward-model means, all negative, rising while length triples
+    history = [(-2.0 + 0.1 * i, 20.0 if i < 5 else 60.0) for i in range(10)]
+    assert "length hacking" in length_explosion_warning(history)
+    falling = [(-0.1 * i, 20.0 if i < 5 else 60.0) for i in range(10)]
+    assert length_explosion_warning(falling) is None
+    shaped = length_penalty(torch.tensor([-1.5, 2.0]), torch.tensor([10, 100]), 10, 50, 0.5)
+    assert shaped.tolist() == [-1.5, 1.5]  # up to coef reward units (here: standard deviations)

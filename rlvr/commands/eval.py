@@ -4,7 +4,10 @@
     rlvr eval --task arithmetic --model base=smollm2-135m --model trained=runs/default/final
     rlvr eval --run runs/default -n 8 -k 1,8        # base model, every checkpoint, final model
 
-Sampling uses the rollout engine of training; answers are judged in the verifier pool. Every
+Sampling uses the rollout engine of training; answers are scored as in training (the verifier
+pool, and a reward model for problems that name no verifier: `--reward-model`, or the run's
+`reward:` section with --run). A reward model has no notion of correct: its samples count in the
+mean reward, not in pass@k. Every
 sample is appended to `OUT/samples/<label>.jsonl` as soon as its chunk is verified, and a rerun
 with the same settings only samples what is missing: an interrupted eval resumes (`--fresh`
 starts over). Writes `OUT/results.json`, `OUT/summary.md`, `OUT/pass_at_k.png` and, for the
@@ -68,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, default=0)
     add("--verifier", default="", help="override the verifier the task's problems name")
     add("--verifier-options", default=None, metavar="YAML", help="options of the verifier(s)")
+    add("--reward-model", default=None, metavar="DIR",
+        help="reward model (rlvr rm train output) for problems that name no verifier; default: "
+        "the run's reward.model with --run, else none")
+    add("--reward-options", default=None, metavar="YAML",
+        help="the reward: keys besides model, e.g. '{scores: all, clip: [-3, 3]}' (default: the run's)")
     add("--workers", type=int, default=2, help="verifier worker processes (0 = in-process)")
     add("--timeout-s", type=float, default=10.0, help="per-answer verification time limit")
     add("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -204,7 +212,21 @@ def _settings(args: argparse.Namespace, run: dict[str, Any] | None) -> dict[str,
             "verifier": args.verifier or task.get("verifier", ""),
             "verifier_options": _yaml_mapping(args.verifier_options, "--verifier-options")
             if args.verifier_options is not None else dict(task.get("verifier_options") or {}),
-            "sampling": sampling}
+            "sampling": sampling, **_reward_settings(args, run)}
+
+
+def _reward_settings(args: argparse.Namespace, run: dict[str, Any] | None) -> dict[str, Any]:
+    """{"reward": the checked reward: section} when a reward model scores, else {} (so the
+    settings of an evaluation without one are what they always were)."""
+    from rlvr.config import RewardConfig, check_reward, from_dict, to_dict
+
+    data = dict((run or {}).get("reward") or {})
+    data.update(_yaml_mapping(args.reward_options, "--reward-options"))
+    if args.reward_model is not None:
+        data["model"] = args.reward_model
+    data.pop("allow_zero_beta", None)  # a training setting
+    reward = check_reward(from_dict(RewardConfig, data, prefix="reward."))
+    return {"reward": to_dict(reward)} if reward.model else {}
 
 
 def _problems(settings: dict[str, Any]) -> list:
@@ -217,12 +239,14 @@ def _problems(settings: dict[str, Any]) -> list:
     return problems
 
 
-def _pool(settings: dict[str, Any], problems: list, args: argparse.Namespace):
-    from rlvr.components import build_pool
-    from rlvr.config import VerifyConfig
+def _scorer(settings: dict[str, Any], problems: list, args: argparse.Namespace):
+    """The scorer of training: the verifier pool, with the reward model where one is set."""
+    from rlvr.components import build_scorer, resolve_device
+    from rlvr.config import RewardConfig, VerifyConfig, from_dict
 
     limits = VerifyConfig(workers=args.workers, timeout_s=args.timeout_s, memory_mb=args.memory_mb)
-    return build_pool(problems, settings["verifier_options"], limits)
+    reward = from_dict(RewardConfig, settings.get("reward", {}), prefix="reward.")
+    return build_scorer(problems, settings["verifier_options"], limits, reward, resolve_device(args.device))
 
 
 def _engine_spec(args: argparse.Namespace, run: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
@@ -312,7 +336,7 @@ def _engine(model_name: str, args: argparse.Namespace):
                         options=args.engine_opts)
 
 
-def _evaluate_model(entry: dict[str, Any], problems: list, pool, settings: dict[str, Any],
+def _evaluate_model(entry: dict[str, Any], problems: list, scorer, settings: dict[str, Any],
                     ks: list[int], path: Path, args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -328,7 +352,7 @@ def _evaluate_model(entry: dict[str, Any], problems: list, pool, settings: dict[
     try:
         with tqdm(total=len(problems), unit="problem", desc=entry["label"], file=sys.stderr,
                   disable=args.no_progress) as bar:
-            return evaluate(engine, problems, pool, n=s["n"], params=params, ks=ks,
+            return evaluate(engine, problems, scorer, n=s["n"], params=params, ks=ks,
                             samples_path=path, progress=bar.update)
     finally:
         if engine is not None:
@@ -352,6 +376,11 @@ class _LazyEngine:
             self.engine = None
 
 
+def _judged(results: dict[str, Any]) -> bool:
+    """True when some model has a pass@k (False when a reward model scored every sample)."""
+    return any(m["report"].get(f"pass@{k}") is not None for m in results["models"] for k in results["ks"])
+
+
 def run(args: argparse.Namespace) -> int:
     from rlvr.report import summary_table, write_report
 
@@ -370,11 +399,14 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {"task": settings["task"], "task_options": settings["task_options"],
                                "split": settings["split"], "ks": ks, "sampling": settings["sampling"],
                                "models": []}
-    with _pool(settings, problems, args) as pool:
+    with _scorer(settings, problems, args) as scorer:
         for entry, path in zip(models, paths):
-            report = _evaluate_model(entry, problems, pool, settings, ks, path, args)
+            report = _evaluate_model(entry, problems, scorer, settings, ks, path, args)
             results["models"].append({**entry, "report": report})
-            notes = write_report(results, out, plot=not args.no_plot)
+            plot = not args.no_plot and _judged(results)
+            notes = write_report(results, out, plot=plot)
+            if not args.no_plot and not plot:
+                notes = ["no pass@k to plot: no sample has a notion of correct (a reward model scored them all)"]
     print("\n".join(summary_table(results)))
     for note in notes:
         print(f"rlvr eval: {note}", file=sys.stderr)
