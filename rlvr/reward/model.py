@@ -25,7 +25,8 @@ How a (prompt, response) becomes tokens (`encode`; training and scoring use this
 
 The reward is the head's output at the last real token: transformers reads it at the rightmost
 token that is not `pad_token_id`. That position is the same for left padding, right padding and
-no padding, so a batch scores exactly as its texts one by one. (A text whose encoding ends in the
+no padding, and `rewards` numbers positions from each text's first real token, so a batch scores
+as its texts one by one. (A text whose encoding ends in the
 pad token itself is read at the token before it; the chat template of the default model ends in a
 newline after `<|im_end|>`, so it never does.)
 
@@ -153,27 +154,36 @@ def pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
 
 
 def rewards(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Raw rewards (B,) in float32 of a padded batch; gradients flow when enabled."""
-    out = model(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device))
-    return out.logits[:, 0].float()
+    """Raw rewards (B,) of a padded batch, in float32 (or the model's wider dtype); gradients
+    flow when enabled."""
+    device = next(model.parameters()).device
+    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # 0 at each text's first token, however padded
+    logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                   position_ids=positions.to(device)).logits
+    return logits[:, 0].to(torch.promote_types(logits.dtype, torch.float32))
 
 
 def score_texts(model: Any, tokenizer: Any, prompts: Sequence[Prompt], responses: Sequence[str],
                 batch_size: int = 16) -> torch.Tensor:
-    """Raw rewards (N,) on the CPU of N (prompt, response) pairs: batched (similar lengths
-    together), without gradients, encoded as in training by the tokenizer `load_reward_model`
-    returned. Normalise with the saved statistics: (r - stats["mean"]) / stats["std"]."""
+    """Raw rewards (N,) on the CPU of N (prompt, response) pairs: batched, without gradients,
+    encoded as in training by the tokenizer `load_reward_model` returned. Normalise them with the
+    saved statistics: (r - stats["mean"]) / stats["std"]."""
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    if not prompts:
-        return torch.zeros(0)
     seqs = [encode(tokenizer, p, r) for p, r in zip(prompts, responses)]
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    return score_encoded(model, seqs, tokenizer.pad_token_id, batch_size)
+
+
+def score_encoded(model: Any, seqs: Sequence[Sequence[int]], pad_id: int, batch_size: int = 16) -> torch.Tensor:
+    """Raw rewards (N,) on the CPU of N token sequences, without gradients, in batches of
+    `batch_size` sequences of similar length (which does not change any score)."""
     out = torch.zeros(len(seqs))
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    step = max(batch_size, 1)
     with torch.no_grad():
-        for start in range(0, len(order), max(batch_size, 1)):
-            idx = order[start:start + max(batch_size, 1)]
-            ids, mask = pad([seqs[i] for i in idx], tokenizer.pad_token_id)
+        for start in range(0, len(order), step):
+            idx = order[start:start + step]
+            ids, mask = pad([seqs[i] for i in idx], pad_id)
             out[idx] = rewards(model, ids, mask).cpu()
     return out
 
