@@ -28,7 +28,7 @@ from pathlib import Path
 # (LoRA: on a CPU the full AdamW step over 135M weights costs as much as the forward pass)
 TRAIN_ARGS = ["--model.lora.enabled=true", "--optim.lr=2e-4", "--batch_pairs=8", "--optim.micro_batch_size=16",
               "--optim.warmup_steps=2", "--eval.every=8", "--eval.at_start=false", "--checkpoint.every=0",
-              "--data.max_length=128", "--log.tensorboard=false"]
+              "--data.max_length=128", "--log.tensorboard=false", "--stats_max_pairs=200"]
 
 
 def main() -> int:

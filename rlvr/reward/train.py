@@ -62,7 +62,7 @@ class RmConfig:
     epochs: int = 1  # passes over the training pairs when steps is 0
     batch_pairs: int = 16  # pairs per optimizer step; a prompt's pairs are never split over steps
     center_coef: float = 0.0  # reward centring: + coef * mean((r_c + r_r)^2); 0.01 is usual
-    stats_max_pairs: int = 2000  # training pairs scored for the saved mean/std (0 = all)
+    stats_max_pairs: int = 500  # training pairs scored for the saved mean/std (0 = all)
     model: ModelConfig = field(default_factory=ModelConfig)  # (rollout_dtype is not used here)
     data: RmDataConfig = field(default_factory=RmDataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)  # micro_batch_size counts sequences (2 per pair)
