@@ -120,7 +120,7 @@ class _Adapted(BaseVerifier):
         self._budget = getattr(kind, "budget_s", None)
         self._batch = getattr(kind, "verify_batch", None)
         self._batch_budget = getattr(kind, "batch_budget_s", None)
-        self.batch_size = int(getattr(inner, "batch_size", 1)) if self._batch is not None else 1
+        self.batch_size = getattr(inner, "batch_size", 1) if self._batch is not None else 1
 
     def verify(self, problem: Problem, completion: Completion) -> Verdict:
         return self.inner.verify(problem, completion)
