@@ -13,7 +13,11 @@ checkpoints older than the one just written, beyond the `keep` newest. A damaged
 `prepare_run_dir` refuses to start a new run in a directory that already holds one, unless the
 run is resumed or the user asked to overwrite it.
 
-This module does not decide when to checkpoint, and does not shard or upload.
+A sharded run (FSDP2) also writes `dcp/`: model and optimizer state in `torch.distributed.checkpoint`'s
+format, each rank its shards, re-sharded on load for any world size; `model/` then holds the
+gathered full weights, so the directory still loads on its own.
+
+This module does not decide when to checkpoint, and does not upload.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlvr import dist, sharding
 from rlvr.durable import atomic_write_text, publish_dir
 from rlvr.errors import CheckpointError
 
@@ -80,26 +85,39 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run_dir: Path, step: int, model: Any, optimizer: Any, scheduler: Any,
-                    state: dict[str, Any], keep: int = 2, tokenizer: Any = None) -> Path:
+                    state: dict[str, Any], keep: int = 2, tokenizer: Any = None, sharded: Any = None) -> Path:
     """Write checkpoint `step` (with `tokenizer` in `model/` so it loads on its own), point
-    `latest` at it, and delete checkpoints older than it beyond the `keep` newest."""
+    `latest` at it, and delete checkpoints older than it beyond the `keep` newest.
+
+    `sharded`: the FSDP root module of `model` (`rlvr.sharding`): then every rank calls this, model
+    and optimizer state go to `dcp/` (each rank its shards), the full weights to `model/`, and
+    rank 0 writes the rest. Otherwise only the caller (rank 0) does."""
     root = run_dir / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:06d}"
-    tmp = root / f".tmp-step-{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    model.save_pretrained(tmp / "model", safe_serialization=True)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp / "model")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(rng_state(), tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, **state}))
-    publish_dir(tmp, final)
-    atomic_write_text(root / LATEST, final.name)
-    for old in stale_checkpoints(root, step, keep):
-        shutil.rmtree(old, ignore_errors=True)
+    final, tmp = root / f"step-{step:06d}", root / f".tmp-step-{step:06d}"
+    if dist.is_main():
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    weights = None
+    if sharded is not None:
+        dist.barrier()
+        sharding.save_state(tmp / "dcp", sharded, optimizer)
+        weights = sharding.full_state_dict(model)
+    if dist.is_main():
+        model.save_pretrained(tmp / "model", safe_serialization=True, state_dict=weights)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp / "model")
+        if sharded is None:
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(rng_state(), tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, **state}))
+        publish_dir(tmp, final)
+        atomic_write_text(root / LATEST, final.name)
+        for old in stale_checkpoints(root, step, keep):
+            shutil.rmtree(old, ignore_errors=True)
+    if sharded is not None:
+        dist.barrier()
     return final
 
 
@@ -119,15 +137,16 @@ def stale_checkpoints(root: Path, newest: int, keep: int) -> list[Path]:
     return [p for _, p in older[:max(len(older) - (keep - 1), 0)]]
 
 
-def save_final(policy: Any, tokenizer: Any, path: Path) -> None:
-    """`save_pretrained` of the final policy with its tokenizer, written aside and renamed into
-    place with umask permissions; LoRA adapters are merged (and kept in `adapter/`)."""
+def save_final(policy: Any, tokenizer: Any, path: Path, weights: dict[str, torch.Tensor] | None = None) -> None:
+    """`save_pretrained` of the final policy (or of `weights`, its gathered full state when
+    sharded) with its tokenizer, written aside and renamed into place with umask permissions; LoRA
+    adapters are merged (and kept in `adapter/`)."""
     tmp = path.with_name(f".tmp-{path.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     if hasattr(policy, "merge_and_unload"):
         policy.save_pretrained(tmp / "adapter")
         policy = policy.merge_and_unload()
-    policy.save_pretrained(tmp, safe_serialization=True)
+    policy.save_pretrained(tmp, safe_serialization=True, state_dict=weights)
     tokenizer.save_pretrained(tmp)
     publish_dir(tmp, path)
 
@@ -150,13 +169,24 @@ def _damaged(path: Path, file: Path, exc: BaseException) -> CheckpointError:
         "start over with --overwrite")
 
 
-def load_training_state(path: Path, optimizer: Any, scheduler: Any) -> dict[str, Any]:
-    """Restore optimizer, scheduler and RNG from checkpoint `path`; return its state.json."""
+def load_training_state(path: Path, optimizer: Any, scheduler: Any, root: Any = None) -> dict[str, Any]:
+    """Restore optimizer, scheduler and RNG from checkpoint `path`; return its state.json.
+
+    A checkpoint of a sharded run holds model and optimizer state in `dcp/`: it loads into `root`
+    (the run's `LogProbModel`, sharded or not) at any world size. A run that shards cannot take a
+    checkpoint written without sharding (its optimizer state is not keyed by parameter name)."""
     file = path / "state.json"
     try:
         state = json.loads(file.read_text())
-        for file, apply in ((path / "optimizer.pt", optimizer.load_state_dict),
-                            (path / "scheduler.pt", scheduler.load_state_dict),
+        if (path / "dcp").is_dir():
+            file = path / "dcp"
+            sharding.load_state(file, root, optimizer)
+        elif root is not None and sharding.is_sharded(root):
+            raise CheckpointError(f"{path} was written without model.fsdp: resume it with model.fsdp=false")
+        else:
+            file = path / "optimizer.pt"
+            optimizer.load_state_dict(torch.load(file, weights_only=False))
+        for file, apply in ((path / "scheduler.pt", scheduler.load_state_dict),
                             (path / "rng.pt", set_rng_state)):
             apply(torch.load(file, weights_only=False))
         return state

@@ -39,6 +39,7 @@ class ModelConfig:
     train_autocast: Union[bool, Literal["auto"]] = "auto"  # bf16 autocast of the trainer's forward/backward over fp32 weights
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ...
     gradient_checkpointing: bool = False  # trade compute for activation memory
+    fsdp: bool = False  # under torchrun: shard policy, reference, gradients and AdamW state over ranks (FSDP2; full fine-tuning, HF engine)
     lora: LoraConfig = field(default_factory=LoraConfig)
 
 
@@ -315,6 +316,9 @@ def validate(c: Config) -> None:
         (c.optim.micro_batch_size >= 1, "optim.micro_batch_size must be >= 1"),
         (c.eval.n >= 1, "eval.n must be >= 1"),
         (0 <= c.verify.max_infra_error_rate <= 1, "verify.max_infra_error_rate must be in [0, 1]"),
+        (not (c.model.fsdp and c.model.lora.enabled), "model.fsdp shards full fine-tuning; with LoRA the "
+         "trainable state is small: use plain data parallelism (model.fsdp=false)"),
+        (not c.model.fsdp or c.rollout.engine == "hf", "model.fsdp works with the hf rollout engine only"),
     ]
     for ok, message in checks:
         if not ok:

@@ -11,7 +11,8 @@ ranks may run different numbers of micro-batches (even none) without any hook wa
 backward pass that never comes. The cost is no overlap of communication with the backward pass,
 which is small next to rollout time at the model sizes this trainer targets.
 
-This module does not shard models (no FSDP) and does not launch processes: `torchrun` does.
+Sharded models (FSDP2, `model.fsdp`) reduce their gradients inside backward instead: see
+`rlvr.sharding`. This module does not launch processes: `torchrun` does.
 """
 
 from __future__ import annotations
@@ -93,6 +94,16 @@ def all_sum(values: Iterable[float]) -> list[float]:
         return values
     t = torch.tensor(values, dtype=torch.float64, device=_device())
     tdist.all_reduce(t)
+    return t.tolist()
+
+
+def all_max(values: Iterable[float]) -> list[float]:
+    """Element-wise maximum over ranks (float64)."""
+    values = list(values)
+    if _world.size == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=_device())
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
     return t.tolist()
 
 

@@ -34,12 +34,12 @@ import random
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
-from rlvr import dist, grpo, guards
+from rlvr import dist, grpo, guards, sharding
 from rlvr.checkpoint import (latest_checkpoint, load_model_weights, load_training_state, save_checkpoint,
                              save_final)
 from rlvr.components import build_engine, build_scorer, resolve_device, sampling_dtype, task_problems
@@ -52,7 +52,7 @@ from rlvr.plot import write_run_plots
 from rlvr.rollout.base import RolloutEngine, SamplingParams
 from rlvr.scoring import BAD_REFERENCE, INFRA, Outcome, Scorer, outcome
 from rlvr.types import Completion, Problem
-from rlvr.update import collate, skip_update, update_policy
+from rlvr.update import LogProbModel, UpdateSettings, collate, skip_update, update_policy
 
 
 # ------------------------------------------------------------------------- data and batches
@@ -250,15 +250,15 @@ def train(cfg: Config, resume: bool = False) -> Path:
                                                   cfg.reward, device))
         tokenizer = load_tokenizer(cfg.model.name)
         policy, reference = build_policy(cfg, device)
+        actors, engine = _actors(cfg, stack, policy, reference, tokenizer, device)
         optimizer, scheduler = build_optimizer(cfg, policy)
         log = RunLog(run_dir, tensorboard=cfg.log.tensorboard, report_to=cfg.log.report_to,
                      config=to_dict(cfg), project=cfg.log.project) if world.main else _NoLog()
         stack.callback(log.close)  # tracker runs end on errors too
-        cursor, start = restore(checkpoint, cfg, policy, optimizer, scheduler, log, len(train_set))
-        dtype = sampling_dtype(cfg.model.rollout_dtype, cfg.model.dtype, device, cfg.model.lora.enabled,
-                               engine=cfg.rollout.engine)
-        engine = stack.enter_context(contextlib.closing(build_engine(
-            cfg.rollout.engine, policy, tokenizer, dtype=dtype, options=cfg.rollout.options)))
+        cursor, start = restore(checkpoint, cfg, actors, optimizer, scheduler, log, len(train_set))
+        if checkpoint is not None:
+            engine.update_weights(policy)  # its copy was made before the weights were restored
+        settings = UpdateSettings.of(cfg, device)
         progress = _progress(cfg, start)
         if start == 1 and cfg.eval.at_start and cfg.eval.every and test_set:
             log.metrics(0, {**held_out_eval(cfg, 0, engine, test_set, scorer),
@@ -277,12 +277,12 @@ def train(cfg: Config, resume: bool = False) -> Path:
             if ro.completions:
                 batch, adv, loss_rows, shaped = advantages_for(cfg, ro, tokenizer.pad_token_id)
                 mine = torch.arange(len(adv))[world.rank::world.size]  # this rank's rows of the update
-                stats = update_policy(cfg, policy, reference, optimizer, scheduler,
+                stats = update_policy(settings, actors.policy, actors.reference, optimizer, scheduler,
                                       batch.rows(mine) if len(mine) else None, adv[mine], loss_rows[mine])
                 engine.update_weights(policy)
             else:
                 note(f"step {step}: dynamic sampling found no group with a reward spread; no update")
-                shaped, stats = ro.rewards, skip_update(cfg, optimizer, scheduler)
+                shaped, stats = ro.rewards, skip_update(cfg.grpo.inner_steps, optimizer, scheduler)
             t_update = time.perf_counter() - t1
             # log
             metrics = step_metrics(ro, shaped, stats, t_rollout, t_update, time.perf_counter() - t0,
@@ -298,29 +298,60 @@ def train(cfg: Config, resume: bool = False) -> Path:
                 log.samples(step, sample_rows(ro, cfg.log.num_samples))
             progress(step, metrics)
             # checkpoint
-            if world.main and cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < cfg.steps:
-                save_checkpoint(run_dir, step, policy, optimizer, scheduler,
-                                {"cursor": cursor.state()}, keep=cfg.checkpoint.keep, tokenizer=tokenizer)
+            sharded = actors.policy if _sharded(cfg) else None  # then every rank writes its shards
+            if (world.main or sharded) and cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < cfg.steps:
+                save_checkpoint(run_dir, step, policy, optimizer, scheduler, {"cursor": cursor.state()},
+                                keep=cfg.checkpoint.keep, tokenizer=tokenizer, sharded=sharded)
+        weights = sharding.full_state_dict(policy) if _sharded(cfg) else None  # a collective
         if world.main:
-            save_final(policy, tokenizer, run_dir / "final")
+            save_final(policy, tokenizer, run_dir / "final", weights)
             write_run_plots(run_dir)
     note(f"done: final model in {run_dir / 'final'}")
     dist.shutdown()
     return run_dir
 
 
-def restore(checkpoint: Path | None, cfg: Config, policy: Any, optimizer: Any, scheduler: Any, log: Any,
-            num_train: int) -> tuple[DataCursor, int]:
+def restore(checkpoint: Path | None, cfg: Config, actors: "Actors", optimizer: Any, scheduler: Any,
+            log: Any, num_train: int) -> tuple[DataCursor, int]:
     """(data cursor, first step): from `checkpoint` when resuming, else a fresh start. Metrics and
     samples logged after the checkpoint are dropped, so the files read as one run."""
     if checkpoint is None:
         log.truncate_after(-1)
         return DataCursor(num_train, cfg.seed), 1
-    load_model_weights(checkpoint, policy)
-    state = load_training_state(checkpoint, optimizer, scheduler)
+    if not _sharded(cfg):  # sharded weights come from dcp/ with the optimizer state
+        load_model_weights(checkpoint, actors.policy.lm)
+    state = load_training_state(checkpoint, optimizer, scheduler, root=actors.policy)
     log.truncate_after(state["step"])
     note(f"resuming {cfg.output_dir} after step {state['step']}")
     return DataCursor(num_train, cfg.seed, **state["cursor"]), state["step"] + 1
+
+
+def _actors(cfg: Config, stack: contextlib.ExitStack, policy: Any, reference: Any, tokenizer: Any,
+            device: torch.device) -> tuple["Actors", RolloutEngine]:
+    """The log-prob modules of policy and reference (sharded with `model.fsdp`) and the rollout
+    engine. A sharded policy cannot sample in place: the engine gets its own full copy first."""
+    dtype = sampling_dtype(cfg.model.rollout_dtype, cfg.model.dtype, device, cfg.model.lora.enabled,
+                           engine=cfg.rollout.engine)
+    if _sharded(cfg) and dtype == "same":
+        dtype = cfg.model.dtype
+    engine = stack.enter_context(contextlib.closing(build_engine(
+        cfg.rollout.engine, policy, tokenizer, dtype=dtype, options=cfg.rollout.options)))
+    actors = Actors(LogProbModel(policy), LogProbModel(reference) if reference is not None else None)
+    if _sharded(cfg):
+        for root in actors:
+            if root is not None:
+                sharding.shard(root, root.lm)
+    return actors, engine
+
+
+def _sharded(cfg: Config) -> bool:
+    """FSDP is on: asked for, and more than one rank to shard over (one process trains unsharded)."""
+    return cfg.model.fsdp and dist.world().size > 1
+
+
+class Actors(NamedTuple):
+    policy: LogProbModel  # the trained policy's log-prob module (its causal LM is `.lm`)
+    reference: LogProbModel | None  # the frozen reference's; None: none, or LoRA's adapters-off policy
 
 
 def note(message: str) -> None:

@@ -3,13 +3,16 @@
 `update_policy` runs `grpo.inner_steps` optimiser steps over one batch, accumulating gradients over
 micro-batches so that the gradient equals the full batch's for every loss aggregation (the
 denominators are those of the whole batch, see `rlvr.grpo.aggregate`). Per-token log-probs come
-from the decoder's hidden states and `rlvr.grpo.selective_log_softmax`, never from full-vocabulary
-logits of the whole batch.
+from one module forward (`LogProbModel`: the decoder's hidden states, then
+`rlvr.grpo.selective_log_softmax` against the output head), never from full-vocabulary logits of
+the whole batch. `update_policy` reads explicit `UpdateSettings`, not the run's whole config.
 
 Under data parallelism each rank passes its own rows: the loss denominators are the global
 counts (summed over ranks), gradients are summed over ranks before clipping and the step, and the
 returned statistics are global, so every rank takes the same step as one process would over the
-whole batch. A rank may hold no rows at all (`batch=None`).
+whole batch. A rank may hold no rows at all (`batch=None`). A sharded policy (FSDP2,
+`rlvr.sharding`) reduces gradients inside backward, so there every rank runs as many micro-batches
+as the busiest one, padding with zero-weight dummies.
 
 It does not sample, verify or compute advantages: `rlvr.train` does, and hands them in.
 """
@@ -21,8 +24,8 @@ from typing import Any, Sequence
 
 import torch
 
-from rlvr import dist, grpo
-from rlvr.config import Config
+from rlvr import dist, grpo, sharding
+from rlvr.config import Config, GRPOConfig
 from rlvr.types import Completion
 
 
@@ -57,81 +60,119 @@ def collate(completions: Sequence[Completion], pad_id: int) -> TokenBatch:
     return TokenBatch(ids, attn, attn[:, W:].clone(), lp, W)
 
 
+class LogProbModel(torch.nn.Module):
+    """A causal LM whose `forward` returns the per-token log-probs and entropies of completion
+    tokens: decoder hidden states, then the chunked log-softmax of `grpo.selective_log_softmax`
+    against the output head, all inside one forward. Wrappers that gather parameters around a
+    module's forward (FSDP2) thus see every parameter used, the head included."""
+
+    def __init__(self, lm: Any):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int,
+                mask: torch.Tensor, temperature: float, autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each prompt starts at 0
+        with torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=autocast):
+            hidden = self.lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
+                                           position_ids=positions).last_hidden_state  # (B, W+T, H)
+        W = prompt_width
+        h = hidden[:, W - 1:-1]  # (B, T, H): the states that predict completion tokens
+        sel = mask.bool()
+        head = self.lm.get_output_embeddings()
+        lp, ent = grpo.selective_log_softmax(h[sel], head.weight, input_ids[:, W:][sel], temperature)
+        logp = torch.zeros(sel.shape, device=lp.device, dtype=lp.dtype).masked_scatter(sel, lp)
+        entropy = torch.zeros(sel.shape, device=ent.device, dtype=ent.dtype).masked_scatter(sel, ent)
+        return logp, entropy
+
+
+def logprob_model(model: Any) -> LogProbModel:
+    return model if isinstance(model, LogProbModel) else LogProbModel(model)
+
+
 def sequence_logprobs(model: Any, batch: TokenBatch, temperature: float,
                       autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log-probs and entropies (B, T) of the completion tokens under `model`."""
+    """Per-token log-probs and entropies (B, T) of the completion tokens under `model` (a causal
+    LM or its `LogProbModel`)."""
     device = next(model.parameters()).device
-    ids, attn = batch.input_ids.to(device), batch.attention_mask.to(device)
-    positions = (attn.cumsum(-1) - 1).clamp(min=0)  # left padding: positions start at each prompt
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-        hidden = model.get_decoder()(input_ids=ids, attention_mask=attn,
-                                     position_ids=positions).last_hidden_state  # (B, W+T, H)
-    W = batch.prompt_width
-    h = hidden[:, W - 1:-1]  # (B, T, H): the states that predict completion tokens
-    sel = batch.mask.to(device).bool()
-    head = model.get_output_embeddings()
-    lp, ent = grpo.selective_log_softmax(h[sel], head.weight, ids[:, W:][sel], temperature)
-    logp = torch.zeros(sel.shape, device=device, dtype=lp.dtype).masked_scatter(sel, lp)
-    entropy = torch.zeros(sel.shape, device=device, dtype=ent.dtype).masked_scatter(sel, ent)
-    return logp, entropy
+    return logprob_model(model)(batch.input_ids.to(device), batch.attention_mask.to(device),
+                                batch.prompt_width, batch.mask.to(device), temperature, autocast)
 
 
-def update_policy(cfg: Config, policy: Any, reference: Any, optimizer: Any, scheduler: Any,
+@dataclass(frozen=True)
+class UpdateSettings:
+    """What one update reads of the run's configuration, and nothing more."""
+
+    grpo: GRPOConfig
+    temperature: float  # the sampling temperature: log-probs are those of the sampled distribution
+    norm_tokens: int  # the constant of seq-mean-token-sum-norm
+    micro_batch_size: int
+    max_grad_norm: float  # 0 = no clipping
+    autocast: bool  # bf16 autocast over fp32 weights
+
+    @classmethod
+    def of(cls, cfg: Config, device: torch.device) -> "UpdateSettings":
+        return cls(grpo=cfg.grpo, temperature=cfg.rollout.temperature,
+                   norm_tokens=cfg.grpo.loss_norm_tokens or cfg.rollout.max_new_tokens,
+                   micro_batch_size=cfg.optim.micro_batch_size, max_grad_norm=cfg.optim.max_grad_norm,
+                   autocast=use_autocast(cfg, device))
+
+
+def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any, scheduler: Any,
                   batch: TokenBatch | None, advantages: torch.Tensor, loss_rows: torch.Tensor) -> dict[str, float]:
     """grpo.inner_steps optimiser steps on one batch, accumulating gradients over micro-batches.
 
-    advantages: (B,); loss_rows: (B,) bool, the samples that count (valid, not filtered out).
-    `batch` None: this rank has no rows this step (it still takes part in the step).
+    policy, reference: causal LMs or their `LogProbModel`s (sharded ones under FSDP); reference
+    None with beta > 0: the policy with its LoRA adapters off. advantages: (B,); loss_rows: (B,)
+    bool, the samples that count (valid, not filtered out). `batch` None: this rank has no rows
+    this step (it still takes part in the step).
     """
-    g, T = cfg.grpo, cfg.rollout.temperature
-    autocast = use_autocast(cfg, next(policy.parameters()).device)
+    g = u.grpo
     local = [float(loss_rows.sum()), float(batch.mask[loss_rows].sum())] if batch is not None else [0.0, 0.0]
     num_seqs, num_tokens = dist.all_sum(local)  # the whole batch's denominators, over every rank
-    norm = grpo.BatchNorm(num_seqs=int(num_seqs), num_tokens=int(num_tokens),
-                          norm_tokens=g.loss_norm_tokens or cfg.rollout.max_new_tokens)
+    norm = grpo.BatchNorm(num_seqs=int(num_seqs), num_tokens=int(num_tokens), norm_tokens=u.norm_tokens)
     active = loss_rows & ((advantages != 0) | (g.beta > 0))
     idx = active.nonzero().flatten() if batch is not None else torch.zeros(0, dtype=torch.long)
-    micro = [idx[s:s + cfg.optim.micro_batch_size] for s in range(0, len(idx), cfg.optim.micro_batch_size)]
+    micro: list[torch.Tensor | None] = [idx[s:s + u.micro_batch_size] for s in range(0, len(idx), u.micro_batch_size)]
+    sharded, scale = sharding.is_sharded(policy), sharding.loss_scale(policy)
+    if sharded:  # FSDP collectives run in every forward/backward: every rank runs as many
+        micro += [None] * (int(dist.all_max([len(micro)])[0]) - len(micro))
     device = next(policy.parameters()).device
-    fixed: list[dict[str, torch.Tensor]] = []
-    with torch.no_grad():  # pi_old (only when reused across inner steps) and the reference
-        for rows in micro:
-            mb, extra = batch.rows(rows), {}
-            if g.inner_steps > 1:
-                extra["old"] = sequence_logprobs(policy, mb, T, autocast)[0]
-            if g.beta > 0:
-                extra["ref"] = reference_logprobs(policy, reference, mb, T, autocast)
-            fixed.append(extra)
+    fixed = [_fixed_logprobs(u, policy, reference, _rows(batch, rows, device)) for rows in micro]
     sums = dict(loss=0.0, clip_low=0.0, clip_high=0.0, entropy=0.0, kl_ref=0.0, kl_sampler=0.0, tokens=0.0)
     grad_norm = 0.0
     for _ in range(g.inner_steps):
         optimizer.zero_grad(set_to_none=True)
         for rows, extra in zip(micro, fixed):
-            mb = batch.rows(rows)
+            mb = _rows(batch, rows, device)
             mask = mb.mask.to(device).float()
-            logp, entropy = sequence_logprobs(policy, mb, T, autocast)
+            logp, entropy = sequence_logprobs(policy, mb, u.temperature, u.autocast)
             old = extra.get("old", logp.detach())
-            per_token, low, high = grpo.clipped_surrogate(logp, old, advantages[rows].to(device), g.clip_low, g.clip_high)
+            adv = advantages[rows].to(device) if rows is not None else torch.zeros(1, device=device)
+            per_token, low, high = grpo.clipped_surrogate(logp, old, adv, g.clip_low, g.clip_high)
             sampler = mb.sampler_logp.to(device)
             if g.tis_cap > 0:
                 per_token = per_token * grpo.truncated_is_weight(old, sampler, g.tis_cap)
             if g.beta > 0:
                 kl = grpo.kl_k3(logp, extra["ref"])
                 per_token = per_token + g.beta * kl
-                sums["kl_ref"] += float((kl.detach() * mask).sum())
             loss = grpo.aggregate(per_token, mask, g.loss_agg, norm)
-            loss.backward()
-            n_tok = float(mask.sum())
+            if rows is None:  # a dummy: it takes part in FSDP's collectives and adds nothing
+                (loss * 0.0).backward()
+                continue
+            (loss * scale).backward() if sharded else loss.backward()
             sums["loss"] += float(loss.detach())
             sums["clip_low"] += float((low.float() * mask).sum())
             sums["clip_high"] += float((high.float() * mask).sum())
             sums["entropy"] += float((entropy * mask).sum())
             sums["kl_sampler"] += float((grpo.kl_k3(logp.detach(), sampler) * mask).sum())
-            sums["tokens"] += n_tok
+            sums["kl_ref"] += float((kl.detach() * mask).sum()) if g.beta > 0 else 0.0
+            sums["tokens"] += float(mask.sum())
         params = [p for p in policy.parameters() if p.requires_grad]
-        dist.all_reduce_grads(params)
-        if cfg.optim.max_grad_norm > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.max_grad_norm))
+        if not sharded:  # FSDP has reduce-scattered the gradients in backward
+            dist.all_reduce_grads(params)
+        if u.max_grad_norm > 0:
+            grad_norm = sharding.grad_norm_value(torch.nn.utils.clip_grad_norm_(params, u.max_grad_norm))
         optimizer.step()
         scheduler.step()
     keys = list(sums)
@@ -145,12 +186,31 @@ def update_policy(cfg: Config, policy: Any, reference: Any, optimizer: Any, sche
             "lr": scheduler.get_last_lr()[0], "update/sequences": sums["sequences"]}
 
 
-def skip_update(cfg: Config, optimizer: Any, scheduler: Any) -> dict[str, float]:
+def _rows(batch: TokenBatch | None, rows: torch.Tensor | None, device: torch.device) -> TokenBatch:
+    """The micro-batch of `rows`, or (None) a one-token dummy for a rank that has run out of rows."""
+    if rows is not None:
+        return batch.rows(rows)
+    one = torch.ones((1, 2), dtype=torch.long)
+    return TokenBatch(one, one.clone(), torch.ones((1, 1), dtype=torch.long), torch.zeros((1, 1)), 1)
+
+
+@torch.no_grad()
+def _fixed_logprobs(u: UpdateSettings, policy: Any, reference: Any, mb: TokenBatch) -> dict[str, torch.Tensor]:
+    """pi_old (only when reused across inner steps) and the reference's log-probs of `mb`."""
+    extra = {}
+    if u.grpo.inner_steps > 1:
+        extra["old"] = sequence_logprobs(policy, mb, u.temperature, u.autocast)[0]
+    if u.grpo.beta > 0:
+        extra["ref"] = reference_logprobs(policy, reference, mb, u.temperature, u.autocast)
+    return extra
+
+
+def skip_update(inner_steps: int, optimizer: Any, scheduler: Any) -> dict[str, float]:
     """The update of a step with nothing to learn from: what `update_policy` does when no row is
-    active. The schedule advances `grpo.inner_steps` times (so a resumed run and this one stay in
+    active. The schedule advances `inner_steps` times (so a resumed run and this one stay in
     step); no parameter has a gradient, so AdamW leaves weights and moments as they are rather
     than apply stale momentum that no new sample asked for."""
-    for _ in range(cfg.grpo.inner_steps):
+    for _ in range(inner_steps):
         optimizer.zero_grad(set_to_none=True)
         optimizer.step()
         scheduler.step()
@@ -169,7 +229,8 @@ def use_autocast(cfg: Config, device: torch.device) -> bool:
 
 def reference_logprobs(policy: Any, reference: Any, mb: TokenBatch, T: float, autocast: bool) -> torch.Tensor:
     if reference is None:  # LoRA: the base model is the policy with its adapters switched off
-        with policy.disable_adapter():
+        lm = policy.lm if isinstance(policy, LogProbModel) else policy
+        with lm.disable_adapter():
             return sequence_logprobs(policy, mb, T, autocast)[0]
     return sequence_logprobs(reference, mb, T, autocast)[0]
 

@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 from rlvr import dist
 from rlvr.config import build_config
 from rlvr.models import load_model
-from rlvr.update import collate, update_policy
+from rlvr.update import UpdateSettings, collate, update_policy
 from test_update import PAD, completions
 
 ADV = torch.tensor([1.0, -0.5, 0.0, 2.0, -1.0, 0.3])
@@ -41,7 +41,7 @@ def one_update(model_dir, agg, beta, rows=None):
     batch = collate(completions(seed=1), PAD)
     idx = torch.arange(len(ADV)) if rows is None else rows
     batch = batch.rows(idx) if len(idx) else None
-    stats = update_policy(cfg, model, ref, opt, sched, batch, ADV[idx], ROWS[idx])
+    stats = update_policy(UpdateSettings.of(cfg, torch.device("cpu")), model, ref, opt, sched, batch, ADV[idx], ROWS[idx])
     return [p.detach() - b for p, b in zip(model.parameters(), before)], stats
 
 

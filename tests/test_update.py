@@ -6,7 +6,7 @@ import torch
 from rlvr.config import build_config
 from rlvr.models import load_model
 from rlvr.types import Completion
-from rlvr.update import collate, sequence_logprobs, update_policy
+from rlvr.update import UpdateSettings, collate, sequence_logprobs, update_policy
 
 EOS, PAD = 2, 2
 
@@ -71,7 +71,7 @@ def test_gradient_accumulation_equals_one_big_batch(tiny_model_dir, agg, beta):
         before = [p.detach().clone() for p in model.parameters()]
         opt = torch.optim.SGD(model.parameters(), lr=1.0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-        stats = update_policy(cfg, model, ref, opt, sched, batch, adv, rows)
+        stats = update_policy(UpdateSettings.of(cfg, torch.device("cpu")), model, ref, opt, sched, batch, adv, rows)
         deltas.append([p.detach() - b for p, b in zip(model.parameters(), before)])
         assert stats["update/sequences"] == (5 if beta else 4)  # zero advantage is skipped when beta = 0
     for other in deltas[1:]:

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
+from rlvr import sharding
 from rlvr.errors import ConfigError
 from rlvr.rollout.base import SamplingParams, encode_prompt, eos_ids, row_seed
 from rlvr.types import Completion, Prompt
@@ -93,7 +94,7 @@ class HFRolloutEngine:
         for (name, dst), (src_name, src) in zip(self.model.named_parameters(), model.named_parameters()):
             if name != src_name:
                 raise ValueError(f"sampling copy and model differ: {name} vs {src_name}")
-            dst.copy_(src)
+            dst.copy_(sharding.full_tensor(src))  # a sharded (FSDP) policy: gathered one tensor at a time
 
     def close(self) -> None:
         self.model = None
