@@ -45,10 +45,12 @@ RUN_ENTRIES = ("config.yaml", "metrics.jsonl", "samples.jsonl", "checkpoints", "
 _LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError)
 
 
-def prepare_run_dir(run_dir: str | os.PathLike, resume: bool = False, overwrite: bool = False) -> None:
+def prepare_run_dir(run_dir: str | os.PathLike, resume: bool = False, overwrite: bool = False,
+                    command: str = "train") -> None:
     """Refuse to start a new run where one already is. With `resume` anything goes (the loop
     resumes from `latest`); with `overwrite` the entries of the old run (`RUN_ENTRIES`) are
-    deleted, and files rlvr did not write are left alone."""
+    deleted, and files rlvr did not write are left alone. `command` (`train`, `sft`, `rm train`)
+    is the one the message tells the user to resume with."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise CheckpointError(f"{run_dir} is a file, not a run directory; choose another output_dir")
@@ -60,7 +62,7 @@ def prepare_run_dir(run_dir: str | os.PathLike, resume: bool = False, overwrite:
     if not overwrite:
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
         raise CheckpointError(
-            f"{run_dir} is not empty ({shown}): continue that run with `rlvr train --resume "
+            f"{run_dir} is not empty ({shown}): continue that run with `rlvr {command} --resume "
             f"{run_dir}`, start it over with --overwrite (deletes its metrics, samples, checkpoints "
             "and final model), or choose another --output_dir")
     for name in entries:

@@ -283,14 +283,20 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def build_config(file: str | Path | None = None, overrides: Sequence[str] = (),
-                 base: Mapping[str, Any] | None = None) -> Config:
-    """Defaults <- `base` (e.g. a resumed run's config) <- YAML `file` <- `overrides`."""
+def layered(cls: type, file: str | Path | None = None, overrides: Sequence[str] = (),
+            base: Mapping[str, Any] | None = None) -> Any:
+    """A `cls` config tree from its defaults <- `base` (e.g. a resumed run's config) <- YAML `file`
+    <- `overrides`; types checked, no cross-field checks. Every command's config is built this way."""
     data: dict[str, Any] = dict(base or {})
     if file is not None:
         data = _merge(data, load_yaml(file))
-    data = _merge(data, parse_overrides(overrides))
-    config = from_dict(Config, data)
+    return from_dict(cls, _merge(data, parse_overrides(overrides)))
+
+
+def build_config(file: str | Path | None = None, overrides: Sequence[str] = (),
+                 base: Mapping[str, Any] | None = None) -> Config:
+    """The GRPO trainer's config: `layered(Config, ...)`, then `validate`."""
+    config = layered(Config, file, overrides, base)
     validate(config)
     return config
 

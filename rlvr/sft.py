@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
-from rlvr.config import (CheckpointConfig, Config, LogConfig, ModelConfig, OptimConfig, _merge, describe,
-                         from_dict, load_yaml, parse_overrides, save_config, to_dict)
+from rlvr.config import (CheckpointConfig, Config, LogConfig, ModelConfig, OptimConfig, describe, layered,
+                         save_config, to_dict)
 from rlvr.errors import ConfigError, DataError
 from rlvr.types import Completion, Prompt
 
@@ -69,16 +69,14 @@ class SFTConfig:
 def build_sft_config(file: str | Path | None = None, overrides: Sequence[str] = (),
                      base: Mapping[str, Any] | None = None) -> SFTConfig:
     """Defaults <- `base` (a resumed run's config) <- YAML `file` <- `overrides`."""
-    data: dict[str, Any] = dict(base or {})
-    if file is not None:
-        data = _merge(data, load_yaml(file))
-    config = from_dict(SFTConfig, _merge(data, parse_overrides(overrides)))
+    config = layered(SFTConfig, file, overrides, base)
     validate(config)
     return config
 
 
 def validate(c: SFTConfig) -> None:
     checks = [
+        (not c.model.fsdp, "model.fsdp shards rlvr train only; rlvr sft trains in one process"),
         (bool(c.data.train_file), "data.train_file is required (JSONL or Parquet demonstrations)"),
         (c.epochs >= 1 and c.steps >= 0, "epochs must be >= 1 and steps >= 0"),
         (c.batch_size >= 1, "batch_size must be >= 1"),
@@ -258,7 +256,7 @@ def sft(cfg: SFTConfig, resume: bool = False) -> Path:
     from rlvr.metrics import RunLog, say
     from rlvr.models import load_tokenizer
     from rlvr.supervised import BatchCursor, optimizer_step, progress_bar, restore
-    from rlvr.train import build_optimizer, build_policy
+    from rlvr.policy import build_optimizer, build_policy
     from rlvr.update import use_autocast
 
     started = time.perf_counter()

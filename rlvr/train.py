@@ -28,13 +28,11 @@
 from __future__ import annotations
 
 import contextlib
-import copy
-import math
 import random
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -47,12 +45,13 @@ from rlvr.config import Config, save_config, to_dict
 from rlvr.errors import ConfigError, InfraError
 from rlvr.eval import evaluate
 from rlvr.metrics import RunLog, say
-from rlvr.models import load_model, load_tokenizer
+from rlvr.models import load_tokenizer
 from rlvr.plot import write_run_plots
 from rlvr.rollout.base import RolloutEngine, SamplingParams
 from rlvr.scoring import BAD_REFERENCE, INFRA, Outcome, Scorer, outcome
 from rlvr.types import Completion, Problem
-from rlvr.update import LogProbModel, UpdateSettings, collate, skip_update, update_policy
+from rlvr.policy import Actors, build_actors, build_optimizer, build_policy, sharded_run
+from rlvr.update import UpdateSettings, collate, skip_update, update_policy
 
 
 # ------------------------------------------------------------------------- data and batches
@@ -176,47 +175,6 @@ def hash_seed(*parts: int) -> int:
 # ------------------------------------------------------------------------- set-up
 
 
-def build_policy(cfg: Config, device: torch.device) -> tuple[Any, Any]:
-    """(policy, reference or None). The reference exists only when beta > 0 without LoRA (with
-    LoRA it is the policy with its adapters disabled)."""
-    m = cfg.model
-    policy = load_model(m.name, dtype=m.dtype, device=str(device))
-    if m.gradient_checkpointing:
-        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        policy.config.use_cache = False
-    reference = None
-    if m.lora.enabled:
-        from peft import LoraConfig as PeftLoraConfig, get_peft_model
-
-        targets = m.lora.target_modules
-        policy = get_peft_model(policy, PeftLoraConfig(
-            r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout, task_type="CAUSAL_LM",
-            target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]))
-    elif cfg.grpo.beta > 0:
-        reference = copy.deepcopy(policy).eval().requires_grad_(False)
-    policy.train()
-    return policy, reference
-
-
-def build_optimizer(cfg: Config, policy: Any) -> tuple[Any, Any]:
-    o = cfg.optim
-    params = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-    total = max(cfg.steps * cfg.grpo.inner_steps, 1)
-
-    def factor(i: int) -> float:
-        if i < o.warmup_steps:
-            return (i + 1) / (o.warmup_steps + 1)
-        progress = (i - o.warmup_steps) / max(total - o.warmup_steps, 1)
-        if o.schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-        if o.schedule == "linear":
-            return max(0.0, 1.0 - progress)
-        return 1.0
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def load_problems(cfg: Config) -> tuple[list[Problem], list[Problem]]:
     """Train and test problems of the task, with `task.verifier` applied when set."""
     t = cfg.task
@@ -250,7 +208,8 @@ def train(cfg: Config, resume: bool = False) -> Path:
                                                   cfg.reward, device))
         tokenizer = load_tokenizer(cfg.model.name)
         policy, reference = build_policy(cfg, device)
-        actors, engine = _actors(cfg, stack, policy, reference, tokenizer, device)
+        engine = _engine(cfg, stack, policy, tokenizer, device)
+        actors = build_actors(cfg, policy, reference)
         optimizer, scheduler = build_optimizer(cfg, policy)
         log = RunLog(run_dir, tensorboard=cfg.log.tensorboard, report_to=cfg.log.report_to,
                      config=to_dict(cfg), project=cfg.log.project) if world.main else _NoLog()
@@ -298,11 +257,11 @@ def train(cfg: Config, resume: bool = False) -> Path:
                 log.samples(step, sample_rows(ro, cfg.log.num_samples))
             progress(step, metrics)
             # checkpoint
-            sharded = actors.policy if _sharded(cfg) else None  # then every rank writes its shards
+            sharded = actors.policy if sharded_run(cfg) else None  # then every rank writes its shards
             if (world.main or sharded) and cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < cfg.steps:
                 save_checkpoint(run_dir, step, policy, optimizer, scheduler, {"cursor": cursor.state()},
                                 keep=cfg.checkpoint.keep, tokenizer=tokenizer, sharded=sharded)
-        weights = sharding.full_state_dict(policy) if _sharded(cfg) else None  # a collective
+        weights = sharding.full_state_dict(policy) if sharded_run(cfg) else None  # a collective
         if world.main:
             save_final(policy, tokenizer, run_dir / "final", weights)
             write_run_plots(run_dir)
@@ -311,14 +270,14 @@ def train(cfg: Config, resume: bool = False) -> Path:
     return run_dir
 
 
-def restore(checkpoint: Path | None, cfg: Config, actors: "Actors", optimizer: Any, scheduler: Any,
+def restore(checkpoint: Path | None, cfg: Config, actors: Actors, optimizer: Any, scheduler: Any,
             log: Any, num_train: int) -> tuple[DataCursor, int]:
     """(data cursor, first step): from `checkpoint` when resuming, else a fresh start. Metrics and
     samples logged after the checkpoint are dropped, so the files read as one run."""
     if checkpoint is None:
         log.truncate_after(-1)
         return DataCursor(num_train, cfg.seed), 1
-    if not _sharded(cfg):  # sharded weights come from dcp/ with the optimizer state
+    if not sharded_run(cfg):  # sharded weights come from dcp/ with the optimizer state
         load_model_weights(checkpoint, actors.policy.lm)
     state = load_training_state(checkpoint, optimizer, scheduler, root=actors.policy)
     log.truncate_after(state["step"])
@@ -326,32 +285,16 @@ def restore(checkpoint: Path | None, cfg: Config, actors: "Actors", optimizer: A
     return DataCursor(num_train, cfg.seed, **state["cursor"]), state["step"] + 1
 
 
-def _actors(cfg: Config, stack: contextlib.ExitStack, policy: Any, reference: Any, tokenizer: Any,
-            device: torch.device) -> tuple["Actors", RolloutEngine]:
-    """The log-prob modules of policy and reference (sharded with `model.fsdp`) and the rollout
-    engine. A sharded policy cannot sample in place: the engine gets its own full copy first."""
+def _engine(cfg: Config, stack: contextlib.ExitStack, policy: Any, tokenizer: Any,
+            device: torch.device) -> RolloutEngine:
+    """The rollout engine. A sharded policy cannot sample in place: the engine gets its own full
+    copy, made before the policy is sharded."""
     dtype = sampling_dtype(cfg.model.rollout_dtype, cfg.model.dtype, device, cfg.model.lora.enabled,
                            engine=cfg.rollout.engine)
-    if _sharded(cfg) and dtype == "same":
+    if sharded_run(cfg) and dtype == "same":
         dtype = cfg.model.dtype
-    engine = stack.enter_context(contextlib.closing(build_engine(
+    return stack.enter_context(contextlib.closing(build_engine(
         cfg.rollout.engine, policy, tokenizer, dtype=dtype, options=cfg.rollout.options)))
-    actors = Actors(LogProbModel(policy), LogProbModel(reference) if reference is not None else None)
-    if _sharded(cfg):
-        for root in actors:
-            if root is not None:
-                sharding.shard(root, root.lm)
-    return actors, engine
-
-
-def _sharded(cfg: Config) -> bool:
-    """FSDP is on: asked for, and more than one rank to shard over (one process trains unsharded)."""
-    return cfg.model.fsdp and dist.world().size > 1
-
-
-class Actors(NamedTuple):
-    policy: LogProbModel  # the trained policy's log-prob module (its causal LM is `.lm`)
-    reference: LogProbModel | None  # the frozen reference's; None: none, or LoRA's adapters-off policy
 
 
 def note(message: str) -> None:

@@ -46,10 +46,11 @@ class Verdict:
 
     `status` is a short machine-readable word: "correct", "wrong", "no_answer", "unparsable",
     "timeout", "failed_tests", ... `info` carries details for logs (extracted answer, per-test
-    results) and must be JSON-serialisable.
+    results) and must be JSON-serialisable. `passed` is None where the scorer has no notion of
+    correct (a learned reward model): pass@k, maj@k and pass rates leave such samples out.
     """
 
     reward: float
-    passed: bool
+    passed: bool | None
     status: str
     info: Mapping[str, Any] = field(default_factory=dict)

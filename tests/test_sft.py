@@ -135,7 +135,7 @@ def test_run_checkpoints_resumes_to_identical_weights_and_the_trainer_loads_it(t
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # the final model loads with the trainer's own builder, as `rlvr train --model.name=RUN/final`
     from rlvr.models import check_model
-    from rlvr.train import build_policy
+    from rlvr.policy import build_policy
 
     check_model(str(out / "final"))
     policy, _ = build_policy(Config(model=ModelConfig(name=str(out / "final"))), torch.device("cpu"))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from rlvr.config import build_config
 from rlvr.rollout.base import SamplingParams

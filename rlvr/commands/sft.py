@@ -48,6 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from rlvr.checkpoint import prepare_run_dir
     from rlvr.sft import sft
 
-    prepare_run_dir(config.output_dir, resume=bool(args.resume), overwrite=args.overwrite)
+    prepare_run_dir(config.output_dir, resume=bool(args.resume), overwrite=args.overwrite, command="sft")
     sft(config, resume=bool(args.resume))
     return 0

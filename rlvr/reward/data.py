@@ -40,7 +40,7 @@ class Pair:
         return self.prompt if isinstance(self.prompt, str) else json.dumps(list(self.prompt), sort_keys=True)
 
 
-def _prompt(row: dict[str, Any], where: str) -> Prompt:
+def prompt_of(row: dict[str, Any], where: str) -> Prompt:
     value = row.get("prompt")
     if isinstance(value, (list, tuple)) and not isinstance(value, str):
         if not value:
@@ -56,7 +56,7 @@ def _prompt(row: dict[str, Any], where: str) -> Prompt:
 
 def to_pair(row: dict[str, Any], where: str) -> Pair:
     """One row as a `Pair`, or a `DataError` that names `where` and the problem."""
-    prompt = _prompt(row, where)
+    prompt = prompt_of(row, where)
     chosen, rejected = field(row, "chosen", where), field(row, "rejected", where)
     if chosen == rejected:
         raise DataError(f"{where}: 'chosen' and 'rejected' are the same text: no preference to learn")

@@ -122,11 +122,11 @@ def _prompt_key(prompt: Prompt) -> str:
 
 def load_prompts(path: str | Path) -> list[tuple[str, Prompt]]:
     """(id, prompt) of every row; ids are the rows' `id` or a hash of the prompt, made unique."""
-    from rlvr.reward.data import _prompt  # the one reader of a pair's prompt (text or messages)
+    from rlvr.reward.data import prompt_of  # the one reader of a pair's prompt (text or messages)
     from rlvr.tasks.files import load_file
 
     def convert(row: dict[str, Any], where: str) -> tuple[str, Prompt]:
-        prompt = _prompt(row, where)
+        prompt = prompt_of(row, where)
         given = row.get("id")
         pid = str(given) if isinstance(given, (str, int)) and not isinstance(given, bool) and str(given) \
             else "p-" + hashlib.sha1(_prompt_key(prompt).encode()).hexdigest()[:12]

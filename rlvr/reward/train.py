@@ -28,8 +28,8 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from rlvr.config import (CheckpointConfig, LogConfig, ModelConfig, OptimConfig, _merge, describe,
-                         from_dict, load_yaml, parse_overrides, save_config, to_dict)
+from rlvr.config import (CheckpointConfig, LogConfig, ModelConfig, OptimConfig, describe, layered,
+                         save_config, to_dict)
 from rlvr.errors import ConfigError
 
 TAKES_OVERRIDES = True
@@ -73,11 +73,9 @@ class RmConfig:
 
 def build_config(file: str | None = None, overrides: Sequence[str] = (), base: dict | None = None) -> RmConfig:
     """Defaults <- `base` (a resumed run's config) <- YAML `file` <- `overrides`, then checks."""
-    data: dict[str, Any] = dict(base or {})
-    if file is not None:
-        data = _merge(data, load_yaml(file))
-    cfg = from_dict(RmConfig, _merge(data, parse_overrides(overrides)))
+    cfg = layered(RmConfig, file, overrides, base)
     checks = [
+        (not cfg.model.fsdp, "model.fsdp shards rlvr train only; rlvr rm train trains in one process"),
         (bool(cfg.data.train_file), "data.train_file is required (JSONL or Parquet of {prompt, chosen, rejected})"),
         (cfg.steps >= 0 and cfg.epochs >= 1, "steps must be >= 0 and epochs >= 1"),
         (cfg.batch_pairs >= 1, "batch_pairs must be >= 1"),
@@ -148,13 +146,10 @@ def build_model(cfg: RmConfig, device: Any) -> tuple[Any, Any]:
     if m.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
-    if m.lora.enabled:
-        from peft import LoraConfig as PeftLoraConfig, get_peft_model
+    if m.lora.enabled:  # SEQ_CLS: peft also trains (and saves) the score head
+        from rlvr.policy import with_lora
 
-        targets = m.lora.target_modules  # SEQ_CLS: peft also trains (and saves) the score head
-        model = get_peft_model(model, PeftLoraConfig(
-            r=m.lora.r, lora_alpha=m.lora.alpha, lora_dropout=m.lora.dropout, task_type="SEQ_CLS",
-            target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]))
+        model = with_lora(model, m.lora, "SEQ_CLS")
     return model.train(), tokenizer
 
 
@@ -261,7 +256,7 @@ def train(cfg: RmConfig, resume: bool = False) -> Path:
     from rlvr.reward.data import PairBatches, group_by_prompt
     from rlvr.reward.model import write_stats
     from rlvr.supervised import progress_bar, restore
-    from rlvr.train import build_optimizer
+    from rlvr.policy import build_optimizer
     from rlvr.update import use_autocast
 
     started = time.perf_counter()
@@ -367,6 +362,6 @@ def run(args: argparse.Namespace) -> int:
     check_trackers(cfg.log.report_to)
     from rlvr.checkpoint import prepare_run_dir
 
-    prepare_run_dir(cfg.output_dir, resume=bool(args.resume), overwrite=args.overwrite)
+    prepare_run_dir(cfg.output_dir, resume=bool(args.resume), overwrite=args.overwrite, command="rm train")
     train(cfg, resume=bool(args.resume))
     return 0

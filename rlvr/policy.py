@@ -1,0 +1,86 @@
+"""The trainable model of a run: policy and frozen reference, LoRA, optimiser and schedule, and the
+log-prob modules the update reads (sharded over ranks with `model.fsdp`).
+
+Shared by `rlvr train`, `rlvr sft` and `rlvr rm train`, so the three build a model the same way. It
+does not load weights from checkpoints (`rlvr.checkpoint` does) and does not sample.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, NamedTuple
+
+import torch
+
+from rlvr import dist, sharding
+from rlvr.config import Config, LoraConfig
+from rlvr.models import load_model
+from rlvr.update import LogProbModel
+
+
+def with_lora(model: Any, lora: LoraConfig, task_type: str) -> Any:
+    """`model` with peft LoRA adapters as configured (`task_type`: CAUSAL_LM, SEQ_CLS, ...)."""
+    from peft import LoraConfig as PeftLoraConfig, get_peft_model
+
+    targets = lora.target_modules
+    return get_peft_model(model, PeftLoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, task_type=task_type,
+        target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]))
+
+
+def build_policy(cfg: Config, device: torch.device) -> tuple[Any, Any]:
+    """(policy, reference or None). The reference exists only when beta > 0 without LoRA (with
+    LoRA it is the policy with its adapters disabled)."""
+    m = cfg.model
+    policy = load_model(m.name, dtype=m.dtype, device=str(device))
+    if m.gradient_checkpointing:
+        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        policy.config.use_cache = False
+    reference = None
+    if m.lora.enabled:
+        policy = with_lora(policy, m.lora, "CAUSAL_LM")
+    elif cfg.grpo.beta > 0:
+        reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    policy.train()
+    return policy, reference
+
+
+def build_optimizer(cfg: Config, policy: Any) -> tuple[Any, Any]:
+    o = cfg.optim
+    params = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+    total = max(cfg.steps * cfg.grpo.inner_steps, 1)
+
+    def factor(i: int) -> float:
+        if i < o.warmup_steps:
+            return (i + 1) / (o.warmup_steps + 1)
+        progress = (i - o.warmup_steps) / max(total - o.warmup_steps, 1)
+        if o.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        if o.schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        return 1.0
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def sharded_run(cfg: Config) -> bool:
+    """FSDP is on: asked for, and more than one rank to shard over (one process trains unsharded)."""
+    return cfg.model.fsdp and dist.world().size > 1
+
+
+class Actors(NamedTuple):
+    policy: LogProbModel  # the trained policy's log-prob module (its causal LM is `.lm`)
+    reference: LogProbModel | None  # the frozen reference's; None: none, or LoRA's adapters-off policy
+
+
+def build_actors(cfg: Config, policy: Any, reference: Any) -> Actors:
+    """The log-prob modules of policy and reference, sharded in place when `sharded_run(cfg)`; build
+    the optimiser after this (sharding replaces the parameters)."""
+    actors = Actors(LogProbModel(policy), LogProbModel(reference) if reference is not None else None)
+    if sharded_run(cfg):
+        for root in actors:
+            if root is not None:
+                sharding.shard(root, root.lm)
+    return actors
