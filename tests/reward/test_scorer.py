@@ -89,13 +89,15 @@ def test_a_saved_reward_model_scores_as_score_texts_normalised(tiny_reward_model
 
     texts = ["The answer is 4.", "I do not know", "four " * 30, ""]
     problems, completions = _pairs(texts)
-    scorer = RewardModelScorer.from_path(str(tiny_reward_model), clip=(-1.0, 1.0), batch_size=3)
+    # a clip wider than the random model's scores: normalisation is what is checked here (the
+    # clip has its own tests above), and clipping every score to one bound would hide it
+    scorer = RewardModelScorer.from_path(str(tiny_reward_model), clip=(-1e3, 1e3), batch_size=3)
     got = [r.reward for r in scorer.score(problems, completions)]
     model, tokenizer, stats = load_reward_model(tiny_reward_model)
     raw = score_texts(model, tokenizer, [p.prompt for p in problems], texts, batch_size=1)
-    want = [min(max((float(r) - 0.25) / 0.5, -1.0), 1.0) for r in raw]
+    want = [(float(r) - 0.25) / 0.5 for r in raw]
     assert got == pytest.approx(want, abs=1e-5)
     assert len(set(round(g, 6) for g in got)) > 1  # the random model does tell texts apart
-    one_by_one = RewardModelScorer.from_path(str(tiny_reward_model), clip=(-1.0, 1.0), batch_size=1)
+    one_by_one = RewardModelScorer.from_path(str(tiny_reward_model), clip=(-1e3, 1e3), batch_size=1)
     assert [r.reward for r in one_by_one.score(problems, completions)] == pytest.approx(got, abs=1e-5)
     assert all(math.isfinite(g) for g in got) and torch.is_grad_enabled()  # grad mode left as it was
