@@ -10,20 +10,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rlvr.commands import add_run_arguments
+
 TAKES_OVERRIDES = True  # unknown --section.key=value arguments arrive as args.overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Supervised fine-tuning on demonstrations ({prompt, response} or chat "
                           "messages, JSONL or Parquet); the loss is on response tokens only.")
-    parser.add_argument("--config", metavar="FILE", help="YAML config file")
-    parser.add_argument("--resume", metavar="RUN_DIR",
-                        help="continue the run in RUN_DIR from its last checkpoint, with its saved config")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="start over in an output_dir that already holds a run")
-    parser.add_argument("--help-config", action="store_true", help="list every config key with its default")
-    parser.epilog = ("Any other --section.key=value overrides a config key, e.g. "
-                     "--data.train_file=demos.jsonl --model.lora.enabled=true")
+    add_run_arguments(parser, ("Any other --section.key=value overrides a config key, e.g. "
+                               "--data.train_file=demos.jsonl --model.lora.enabled=true"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,20 +11,15 @@ import argparse
 import os
 from pathlib import Path
 
+from rlvr.commands import add_run_arguments
+
 TAKES_OVERRIDES = True  # unknown --section.key=value arguments arrive as args.overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Train a policy with GRPO. Settings come from the defaults (the embedded "
                           "default run), then --config FILE, then --section.key=value overrides.")
-    parser.add_argument("--config", metavar="FILE", help="YAML config file")
-    parser.add_argument("--resume", metavar="RUN_DIR",
-                        help="continue the run in RUN_DIR from its last checkpoint, with its saved config")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="start over in an output_dir that already holds a run (deletes its "
-                        "metrics, samples, checkpoints and final model)")
-    parser.add_argument("--help-config", action="store_true", help="list every config key with its default")
-    parser.epilog = "Any other --section.key=value (or --section.key value) overrides a config key."
+    add_run_arguments(parser, "Any other --section.key=value (or --section.key value) overrides a config key.")
 
 
 def run(args: argparse.Namespace) -> int:

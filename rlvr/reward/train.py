@@ -338,13 +338,11 @@ def _bar_fields(m: dict[str, float]) -> dict[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from rlvr.commands import add_run_arguments
+
     parser.description = ("Train a Bradley-Terry reward model on preference pairs. Settings come from "
                           "the defaults, then --config FILE, then --section.key=value overrides.")
-    parser.add_argument("--config", metavar="FILE", help="YAML config file")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    parser.add_argument("--overwrite", action="store_true", help="start over in an output_dir that holds a run")
-    parser.add_argument("--help-config", action="store_true", help="list every config key with its default")
-    parser.epilog = "Any other --section.key=value (or --section.key value) overrides a config key."
+    add_run_arguments(parser, "Any other --section.key=value (or --section.key value) overrides a config key.")
 
 
 def run(args: argparse.Namespace) -> int:
