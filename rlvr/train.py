@@ -238,7 +238,9 @@ def train(cfg: Config, resume: bool = False) -> Path:
                 mine = torch.arange(len(adv))[world.rank::world.size]  # this rank's rows of the update
                 stats = update_policy(settings, actors.policy, actors.reference, optimizer, scheduler,
                                       batch.rows(mine) if len(mine) else None, adv[mine], loss_rows[mine])
+                t_sync = time.perf_counter()
                 engine.update_weights(policy)
+                stats["time/sync_weights_s"] = time.perf_counter() - t_sync
             else:
                 note(f"step {step}: dynamic sampling found no group with a reward spread; no update")
                 shaped, stats = ro.rewards, skip_update(cfg.grpo.inner_steps, optimizer, scheduler)

@@ -19,6 +19,8 @@ It does not sample, verify or compute advantages: `rlvr.train` does, and hands t
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -138,7 +140,9 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
     if sharded:  # FSDP collectives run in every forward/backward: every rank runs as many
         micro += [None] * (int(dist.all_max([len(micro)])[0]) - len(micro))
     device = next(policy.parameters()).device
+    clock = PhaseClock(device)
     fixed = [_fixed_logprobs(u, policy, reference, _rows(batch, rows, device)) for rows in micro]
+    clock.lap("ref_logprobs")
     sums = dict(loss=0.0, clip_low=0.0, clip_high=0.0, entropy=0.0, kl_ref=0.0, kl_sampler=0.0, tokens=0.0)
     grad_norm = 0.0
     for _ in range(g.inner_steps):
@@ -157,8 +161,10 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
                 kl = grpo.kl_k3(logp, extra["ref"])
                 per_token = per_token + g.beta * kl
             loss = grpo.aggregate(per_token, mask, g.loss_agg, norm)
+            clock.lap("policy_forward")
             if rows is None:  # a dummy: it takes part in FSDP's collectives and adds nothing
                 (loss * 0.0).backward()
+                clock.lap("backward")
                 continue
             (loss * scale).backward() if sharded else loss.backward()
             sums["loss"] += float(loss.detach())
@@ -168,6 +174,7 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
             sums["kl_sampler"] += float((grpo.kl_k3(logp.detach(), sampler) * mask).sum())
             sums["kl_ref"] += float((kl.detach() * mask).sum()) if g.beta > 0 else 0.0
             sums["tokens"] += float(mask.sum())
+            clock.lap("backward")
         params = [p for p in policy.parameters() if p.requires_grad]
         if not sharded:  # FSDP has reduce-scattered the gradients in backward
             dist.all_reduce_grads(params)
@@ -175,6 +182,7 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
             grad_norm = sharding.grad_norm_value(torch.nn.utils.clip_grad_norm_(params, u.max_grad_norm))
         optimizer.step()
         scheduler.step()
+        clock.lap("optimizer")
     keys = list(sums)
     sums = dict(zip(keys + ["sequences"], dist.all_sum([sums[k] for k in keys] + [float(len(idx))])))
     tok = max(sums.pop("tokens"), 1.0)
@@ -183,7 +191,32 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
             "clip/high_frac": sums["clip_high"] / tok, "entropy": sums["entropy"] / tok,
             "kl/ref": sums["kl_ref"] / tok if g.beta > 0 else float("nan"),
             "kl/sampler": sums["kl_sampler"] / tok, "grad_norm": grad_norm,
-            "lr": scheduler.get_last_lr()[0], "update/sequences": sums["sequences"]}
+            "lr": scheduler.get_last_lr()[0], "update/sequences": sums["sequences"], **clock.metrics()}
+
+
+class PhaseClock:
+    """Seconds spent in each phase of the update, as `time/<phase>_s` metrics: `ref_logprobs`
+    (reference and pi_old log-probs), `policy_forward` (log-probs and loss), `backward` and
+    `optimizer` (gradient all-reduce, clipping, AdamW and the schedule). On CUDA each lap waits for
+    the device, so a phase is charged with its own kernels."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.seconds = device, defaultdict(float)
+        self.last = self._now()
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        """Charge the time since the last lap to `phase`."""
+        now = self._now()
+        self.seconds[phase] += now - self.last
+        self.last = now
+
+    def metrics(self) -> dict[str, float]:
+        return {f"time/{phase}_s": s for phase, s in self.seconds.items()}
 
 
 def _rows(batch: TokenBatch | None, rows: torch.Tensor | None, device: torch.device) -> TokenBatch:

@@ -78,3 +78,23 @@ def test_gradient_accumulation_equals_one_big_batch(tiny_model_dir, agg, beta):
         for a, b in zip(deltas[0], other):
             assert torch.allclose(a, b, atol=1e-10, rtol=1e-8), (a - b).abs().max()
     assert any(d.abs().max() > 0 for d in deltas[0])
+
+
+def test_the_update_reports_where_its_time_went(tiny_model_dir):
+    """time/*_s per phase (issue 13's split): every phase present, none negative, together no more
+    than the call's own wall time."""
+    import time
+
+    cfg = build_config(overrides=["--grpo.beta=0.1", "--optim.micro_batch_size=2", "--model.train_autocast=false"])
+    model, ref = load_model(str(tiny_model_dir)), load_model(str(tiny_model_dir))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    batch = collate(completions(seed=2), PAD)
+    t0 = time.perf_counter()
+    stats = update_policy(UpdateSettings.of(cfg, torch.device("cpu")), model, ref, opt, sched, batch,
+                          torch.tensor([1.0, -1.0, 0.5, -0.5, 1.0, -1.0]), torch.ones(6, dtype=torch.bool))
+    wall = time.perf_counter() - t0
+    phases = {k: v for k, v in stats.items() if k.startswith("time/")}
+    assert set(phases) == {"time/ref_logprobs_s", "time/policy_forward_s", "time/backward_s", "time/optimizer_s"}
+    assert all(v >= 0 for v in phases.values()) and sum(phases.values()) <= wall
+    assert phases["time/backward_s"] > 0 and phases["time/ref_logprobs_s"] > 0
