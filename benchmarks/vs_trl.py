@@ -22,8 +22,9 @@ Output: one JSON line per trainer run (median seconds per step after the first, 
 per second of generation, peak memory: VmHWM of the child on CPU, `max_memory_allocated` on CUDA,
 and the median time split per phase), then one line of rlvr/TRL ratios. Where the time split comes
 from:
-- rlvr: its own metrics, `time/generate_s`, `time/verify_s`, `time/update_s` and `time/step_s`.
-  The update is not split further: `split_missing` names what it holds.
+- rlvr: its own metrics: `time/generate_s`, `time/verify_s`, and inside `time/update_s` the
+  phases `time/ref_logprobs_s`, `time/policy_forward_s`, `time/backward_s`, `time/optimizer_s` and
+  `time/sync_weights_s` (the sampling copy's weight sync).
 - TRL: its profiling contexts (`transformers.generate`, `_get_per_token_logps_and_entropies`
   outside `compute_loss` = reference log-probs, `_calculate_rewards`, `_prepare_inputs`,
   `compute_loss` = policy forward and loss), its logged `step_time` (the sum of its

@@ -42,8 +42,16 @@ class TokenBatch:
     prompt_width: int
 
     def rows(self, idx: torch.Tensor) -> "TokenBatch":
-        return TokenBatch(self.input_ids[idx], self.attention_mask[idx], self.mask[idx],
-                          self.sampler_logp[idx], self.prompt_width)
+        """The rows `idx`, without the columns that are padding in every one of them (the left
+        of the prompt block, the right of the completion block): a micro-batch of short
+        completions is not computed at the width of the batch's longest."""
+        W = self.prompt_width
+        attn = self.attention_mask[idx]
+        prompt = int(attn[:, :W].sum(-1).max()) if len(idx) else 0
+        width = max(int(self.mask[idx].sum(-1).max()) if len(idx) else 0, 1)
+        cols = slice(W - prompt, W + width)
+        return TokenBatch(self.input_ids[idx, cols], attn[:, cols], self.mask[idx, :width],
+                          self.sampler_logp[idx, :width], prompt)
 
 
 def collate(completions: Sequence[Completion], pad_id: int) -> TokenBatch:
@@ -135,6 +143,8 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
     norm = grpo.BatchNorm(num_seqs=int(num_seqs), num_tokens=int(num_tokens), norm_tokens=u.norm_tokens)
     active = loss_rows & ((advantages != 0) | (g.beta > 0))
     idx = active.nonzero().flatten() if batch is not None else torch.zeros(0, dtype=torch.long)
+    if len(idx):  # rows of similar length share a micro-batch, which `rows` then trims
+        idx = idx[torch.argsort(batch.mask[idx].sum(-1), stable=True)]
     micro: list[torch.Tensor | None] = [idx[s:s + u.micro_batch_size] for s in range(0, len(idx), u.micro_batch_size)]
     sharded, scale = sharding.is_sharded(policy), sharding.loss_scale(policy)
     if sharded:  # FSDP collectives run in every forward/backward: every rank runs as many

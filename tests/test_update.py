@@ -98,3 +98,21 @@ def test_the_update_reports_where_its_time_went(tiny_model_dir):
     assert set(phases) == {"time/ref_logprobs_s", "time/policy_forward_s", "time/backward_s", "time/optimizer_s"}
     assert all(v >= 0 for v in phases.values()) and sum(phases.values()) <= wall
     assert phases["time/backward_s"] > 0 and phases["time/ref_logprobs_s"] > 0
+
+
+def test_a_micro_batch_drops_the_columns_that_all_its_rows_pad(tiny_model_dir):
+    """`TokenBatch.rows` keeps only the widest prompt and the longest completion of its rows, and
+    the log-probs of those rows are the same as at the full batch's width."""
+    cs = completions(seed=3)
+    batch = collate(cs, PAD)
+    short = torch.tensor([i for i, c in enumerate(cs) if len(c.completion_ids) <= 3 and len(c.prompt_ids) <= 4])
+    sub = batch.rows(short)
+    assert sub.prompt_width == max(len(cs[i].prompt_ids) for i in short.tolist()) < batch.prompt_width
+    assert sub.mask.shape[1] == max(len(cs[i].completion_ids) for i in short.tolist()) < batch.mask.shape[1]
+    assert sub.input_ids.shape[1] == sub.prompt_width + sub.mask.shape[1]
+    model = load_model(str(tiny_model_dir), dtype="float64")
+    full, _ = sequence_logprobs(model, batch, temperature=1.0, autocast=False)
+    trimmed, _ = sequence_logprobs(model, sub, temperature=1.0, autocast=False)
+    width = sub.mask.shape[1]
+    assert torch.allclose(trimmed, full[short, :width], atol=1e-10)
+    assert (full[short, width:] == 0).all()
