@@ -164,6 +164,43 @@ def _jobs(verifiers: Mapping[str, BaseVerifier], problems: Sequence[Problem], it
     return jobs
 
 
+def _item_budget(verifiers: Mapping[str, BaseVerifier], problem: Problem) -> float | None:
+    """The budget the problem's verifier declares for it (None: the pool's timeout)."""
+    try:
+        budget = verifiers[problem.verifier].budget_s(problem)
+    except (InfraError, BadReferenceError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug of the verifier, like a crash in verify
+        raise VerifierError(f"verifier {problem.verifier!r} crashed computing the budget of "
+                            f"{problem.id}: {exc!r}") from exc
+    if budget is not None and not budget > 0:
+        raise VerifierError(f"verifier {problem.verifier!r} declared a budget of {budget!r} s "
+                            f"for {problem.id}; a budget must be > 0 or None")
+    return budget
+
+
+def _job_limit(verifiers: Mapping[str, BaseVerifier], call: "_Call", job: Job, timeout_s: float,
+               slack_s: float) -> float:
+    """Seconds a worker may spend on `job`: an item's budget + slack, or the pool's timeout;
+    a chunk's `batch_budget_s` + slack, or its items' limits one after another."""
+    def one(i: int) -> float:
+        budget = call.budgets[i]
+        return timeout_s if budget is None else budget + slack_s
+
+    if len(job) == 1:
+        return one(job[0])
+    name = call.problems[job[0]].verifier
+    try:
+        budget = verifiers[name].batch_budget_s([call.problems[i] for i in job])
+    except Exception as exc:  # noqa: BLE001 - a bug: the sequential bound is still safe
+        _tell(f"verifier {name!r} crashed computing a batch budget ({exc!r}); its items "
+              "get their limits one after another")
+        budget = None
+    if isinstance(budget, (int, float)) and budget > 0:
+        return float(budget) + slack_s
+    return sum(one(i) for i in job)
+
+
 class VerifierPool:
     """Worker processes that verify (problem, completion) pairs with per-item limits.
 
@@ -259,7 +296,7 @@ class VerifierPool:
         call = _Call(problems, completions, finish)
         for i, problem in enumerate(problems):
             try:
-                call.budgets[i] = self._budget(problem)
+                call.budgets[i] = _item_budget(self.verifiers, problem)
             except (InfraError, BadReferenceError) as exc:
                 finish(i, exc)
         for job in _jobs(self.verifiers, problems, list(call.budgets), self.workers):
@@ -271,38 +308,8 @@ class VerifierPool:
                 results[i] = Verdict(0.0, False, "verifier_crash", {"why": "killed two verifier workers"})
         return results  # type: ignore[return-value]
 
-    def _budget(self, problem: Problem) -> float | None:
-        try:
-            budget = self.verifiers[problem.verifier].budget_s(problem)
-        except (InfraError, BadReferenceError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a bug of the verifier, like a crash in verify
-            raise VerifierError(f"verifier {problem.verifier!r} crashed computing the budget of "
-                                f"{problem.id}: {exc!r}") from exc
-        if budget is not None and not budget > 0:
-            raise VerifierError(f"verifier {problem.verifier!r} declared a budget of {budget!r} s "
-                                f"for {problem.id}; a budget must be > 0 or None")
-        return budget
-
     def _limit(self, call: "_Call", job: Job) -> float:
-        """Seconds a worker may spend on `job`: an item's budget + slack, or the pool's timeout;
-        a chunk's `batch_budget_s` + slack, or its items' limits one after another."""
-        def one(i: int) -> float:
-            budget = call.budgets[i]
-            return self.timeout_s if budget is None else budget + self.slack_s
-
-        if len(job) == 1:
-            return one(job[0])
-        name = call.problems[job[0]].verifier
-        try:
-            budget = self.verifiers[name].batch_budget_s([call.problems[i] for i in job])
-        except Exception as exc:  # noqa: BLE001 - a bug: the sequential bound is still safe
-            _tell(f"verifier {name!r} crashed computing a batch budget ({exc!r}); its items "
-                  "get their limits one after another")
-            budget = None
-        if isinstance(budget, (int, float)) and budget > 0:
-            return float(budget) + self.slack_s
-        return sum(one(i) for i in job)
+        return _job_limit(self.verifiers, call, job, self.timeout_s, self.slack_s)
 
     def _run(self, call: "_Call") -> None:
         while call.todo or any(w.job is not None for w in self._pool):
