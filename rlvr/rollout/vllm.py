@@ -88,6 +88,7 @@ class VLLMEngine:
                         kv_cache_memory_bytes=int(kv_cache_gb * _GIB),
                         logprobs_mode="processed_logprobs",
                         worker_extension_cls=f"{__name__}.WeightReload")
+            args.update(cpu_scheduling(model, max_model_len))
             self.llm = vllm.LLM(**{**args, **dict(engine_args or {})})
         except BaseException:
             self.close()
@@ -191,6 +192,21 @@ def weights_dtype(model: Any, dtype: str) -> torch.dtype:
     if not isinstance(target, torch.dtype) or not target.is_floating_point:
         raise ConfigError(f"unknown vLLM dtype {dtype!r}; use 'same', 'bfloat16', 'float16' or 'float32'")
     return target
+
+
+def cpu_scheduling(model: Any, max_model_len: int) -> dict[str, Any]:
+    """On CPU, whole prompts only (no chunked prefill). When vLLM splits a prompt over two
+    scheduler steps it rewinds the request's seeded generator, which a CPU generator cannot do
+    ("CPU Generator does not use offset"): with a seed per sample, the engine died as soon as one
+    call's prompts exceeded the step's token budget (4096 tokens: 32 prompts x 8 samples). The
+    budget must then hold the longest sequence, so it is at least the model's length."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return {}
+    longest = max_model_len or getattr(_base_model(model).config, "max_position_embeddings", 0) or 0
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(longest, 4096),
+            **({"max_model_len": longest} if longest else {})}
 
 
 def _base_model(model: Any) -> Any:

@@ -172,3 +172,19 @@ def test_generate_returns_n_seeded_samples_with_processed_log_probs(vllm_model_d
     warped = logits.masked_fill(logits < kth, float("-inf")).log_softmax(-1)
     expected = warped.gather(-1, torch.tensor(c.completion_ids).unsqueeze(-1)).squeeze(-1)
     assert torch.allclose(torch.tensor(c.logprobs), expected, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_a_seeded_call_larger_than_one_prefill_step_completes(vllm_model_dir):
+    """vLLM on CPU rewound a seeded request's generator when it split the prompt over two
+    scheduler steps, which a CPU generator cannot do: the engine died ("CPU Generator does not
+    use offset") as soon as one call's prompts passed the 4096-token step budget."""
+    engine_cls = _vllm_engine_class()
+    model, tok = load_model(str(vllm_model_dir)), load_tokenizer(str(vllm_model_dir))
+    # distinct prompts: the samples of one prompt share its KV blocks, which the budget does not charge again
+    prompts = [f"Question {i}: count the words. " + "word " * 150 for i in range(64)]
+    assert sum(len(encode_prompt(tok, p)) for p in prompts) > 4096
+    with engine_cls(model, tok, dtype="float32", kv_cache_gb=0.5) as engine:
+        groups = engine.generate(prompts, SamplingParams(n=4, temperature=1.0, max_new_tokens=4, seed=3))
+    assert [len(g) for g in groups] == [4] * len(prompts)
+    assert all(0 < len(c.completion_ids) == len(c.logprobs) for g in groups for c in g)
