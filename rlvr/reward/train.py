@@ -232,13 +232,15 @@ def evaluate_pairs(cfg: RmConfig, model: Any, data: Encoded, pad_id: int, autoca
             "eval/pairs": float(n), "time/eval_s": time.perf_counter() - t0}
 
 
-def reward_stats(cfg: RmConfig, model: Any, data: Encoded, pad_id: int, autocast: bool) -> dict[str, float]:
+def reward_stats(cfg: RmConfig, model: Any, data: Encoded, pad_id: int) -> dict[str, float]:
     """Mean and std of the raw rewards of (a seeded sample of `stats_max_pairs`) training pairs,
-    chosen and rejected together: the normalisation saved with the model."""
+    chosen and rejected together: the normalisation saved with the model. Scored in the saved
+    model's own precision, without the training autocast, as `rlvr.reward.model.score_texts` will
+    score with it (under bf16 autocast the mean was off by 4e-4 on a CPU with bf16 units)."""
     k = len(data) if not cfg.stats_max_pairs else min(cfg.stats_max_pairs, len(data))
     idx = sorted(random.Random(f"rm-stats/{cfg.seed}").sample(range(len(data)), k))
     r = score_sequences(model, [data.chosen[i] for i in idx] + [data.rejected[i] for i in idx], pad_id,
-                        cfg.eval.batch_size, autocast)
+                        cfg.eval.batch_size, autocast=False)
     std = float(r.std()) if len(r) > 1 else 1.0
     return {"mean": float(r.mean()), "std": std if std > 0 and math.isfinite(std) else 1.0, "stats_pairs": k}
 
@@ -308,7 +310,7 @@ def train(cfg: RmConfig, resume: bool = False) -> Path:
             if cfg.checkpoint.every and step % cfg.checkpoint.every == 0 and step < steps:
                 save_checkpoint(run_dir, step, model, optimizer, scheduler, {"cursor": batches.state()},
                                 keep=cfg.checkpoint.keep, tokenizer=tokenizer)
-        stats = reward_stats(cfg, model, train_data, pad_id, autocast)
+        stats = reward_stats(cfg, model, train_data, pad_id)
         save_final(model, tokenizer, run_dir / "final")
         write_stats(run_dir / "final", {
             **stats, "chat_template": bool(tokenizer.chat_template), "max_length": cfg.data.max_length,
