@@ -99,11 +99,14 @@ def torchrun(nproc, *args):
 
 
 def dp_args(model_dir, out, steps=4):
+    # fp32 training: bf16 autocast ("auto" turns it on where the CPU has bf16 units) rounds each
+    # micro-batch's activations, and the ranks' micro-batches are not one process's (3.6e-3 apart)
     return [f"--model.name={model_dir}", f"--output_dir={out}", f"--steps={steps}",
             "--task.verifier=fakes:VowelFractionVerifier", "--rollout.prompts_per_step=4",
             "--rollout.group_size=4", "--rollout.max_new_tokens=12", "--eval.every=2",
             "--eval.max_problems=4", "--eval.n=2", "--checkpoint.every=2", "--log.progress=false",
-            "--verify.workers=0", "--optim.lr=1e-3", "--model.rollout_dtype=same", "--log.tensorboard=false"]
+            "--verify.workers=0", "--optim.lr=1e-3", "--model.rollout_dtype=same", "--log.tensorboard=false",
+            "--model.train_autocast=false"]
 
 
 def final_weights(run_dir):
