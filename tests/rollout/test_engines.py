@@ -21,7 +21,7 @@ def test_engines_are_plug_ins_with_named_choices_and_checked_options(policy):
     assert "hf" in available_engines()
     with pytest.raises(PluginError, match="choose one of: hf"):
         make_engine("nope", model, tok)
-    with pytest.raises(ConfigError, match="batch_sise.*accepts: dtype, batch_size, static_cache"):
+    with pytest.raises(ConfigError, match="batch_sise.*accepts: dtype, batch_size, loop, static_cache"):
         make_engine("hf", model, tok, {"batch_sise": 4})
     engine = make_engine("hf", model, tok, {"batch_size": 3})
     assert isinstance(engine, HFRolloutEngine) and engine.batch_size == 3 and engine.model is model

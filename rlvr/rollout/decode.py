@@ -1,0 +1,185 @@
+"""The HF engine's own sampling loop: one prefill per prompt, a KV cache written in place,
+finished rows dropped from the batch.
+
+`transformers.generate` spends most of a CPU decode step outside the model's matrix products:
+its dynamic cache concatenates every layer's keys and values at every token (the whole cache
+copied each step), the CPU attention kernel is slow for one query token, and every row keeps
+decoding until the batch's longest completion ends. `sample_rows` keeps the model's forward and
+changes the rest:
+
+- each distinct prompt is prefilled once and its cache repeated for its samples (G = 8 samples
+  of a prompt cost one prefill, not eight);
+- `GrowingLayer` preallocates each layer's keys and values for the whole completion and writes
+  each new token in place;
+- `decode_attention`, registered with transformers' attention interface, computes one query
+  token's attention as two batched matrix products over the key/value heads (grouped-query
+  attention without repeating the keys); prompts (several query tokens) go to the library's SDPA;
+- rows that have emitted EOS are removed from the batch once they make up an eighth of it, so
+  the late steps decode the few long completions alone.
+
+Each step's next-token scores go through `choose`, which the engine supplies (temperature, top-k,
+top-p, per-row random streams, the sampled token's log-prob). The loop works for decoder-only
+models whose attention goes through transformers' attention interface (Llama, Qwen, Mistral and
+most current architectures); the engine falls back to `generate` for others and on CUDA, where
+`generate` has a static cache and compiled graphs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from transformers import AttentionInterface, AttentionMaskInterface
+from transformers.cache_utils import Cache, DynamicLayer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import sdpa_mask
+
+ATTENTION = "rlvr_decode"
+COMPACT_FRACTION = 8  # drop finished rows once they are 1/8 of the batch
+
+
+class GrowingLayer(DynamicLayer):
+    """One layer's keys and values (B, heads, capacity, head_dim), written in place; `update`
+    returns views of the filled part, so attention spans the tokens seen and no more."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity, self.length = capacity, 0
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            B, H, _, D = key_states.shape
+            self.keys = key_states.new_empty((B, H, self.capacity, D))
+            self.values = value_states.new_empty((B, H, self.capacity, value_states.shape[-1]))
+            self.device, self.is_initialized = key_states.device, True
+        end = self.length + key_states.shape[-2]
+        if end > self.capacity:
+            raise RuntimeError(f"KV cache capacity {self.capacity} exceeded ({end} tokens)")
+        self.keys[:, :, self.length:end] = key_states
+        self.values[:, :, self.length:end] = value_states
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def batch_repeat_interleave(self, repeats: int | torch.Tensor) -> None:
+        if self.is_initialized:
+            self.keys = self.keys.repeat_interleave(repeats, dim=0)
+            self.values = self.values.repeat_interleave(repeats, dim=0)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized:  # only the filled part is copied
+            n = self.length
+            keys, values = self.keys[indices, :, :n], self.values[indices, :, :n]
+            self.keys = keys.new_empty((len(indices), *self.keys.shape[1:]))
+            self.values = values.new_empty((len(indices), *self.values.shape[1:]))
+            self.keys[:, :, :n], self.values[:, :, :n] = keys, values
+
+
+def decode_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                     attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                     **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """query (B, H, q, D), key/value (B, KV, L, D), mask (B, 1, q, L) bool or additive, or None.
+    Returns (B, q, H, D). One query token: scores of the H / KV query heads that share a key head
+    in one product with that head's keys, softmax in float32. Anything else: SDPA."""
+    B, H, q, D = query.shape
+    kv = key.shape[1]
+    if q != 1 or dropout or kwargs.get("softcap") is not None or kwargs.get("s_aux") is not None or H % kv:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, **kwargs)
+    scale = scaling if scaling is not None else D ** -0.5
+    grouped = query.reshape(B, kv, H // kv, D)  # head h reads key head h // (H / KV)
+    scores = torch.matmul(grouped, key.transpose(-1, -2)).float() * scale  # (B, KV, H/KV, L)
+    if attention_mask is not None:
+        mask = attention_mask.reshape(B, 1, 1, -1)
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    out = torch.matmul(torch.softmax(scores, dim=-1).to(value.dtype), value)  # (B, KV, H/KV, D)
+    return out.reshape(B, 1, H, value.shape[-1]), None
+
+
+AttentionInterface.register(ATTENTION, decode_attention)
+AttentionMaskInterface.register(ATTENTION, sdpa_mask)
+
+
+@contextlib.contextmanager
+def own_attention(model: Any) -> Iterator[None]:
+    """`decode_attention` in every attention module of `model` while the block runs."""
+    configs = {id(c): c for c in _configs(model)}.values()
+    saved = [(c, c._attn_implementation) for c in configs]
+    try:
+        for c, _ in saved:
+            c._attn_implementation = ATTENTION
+        yield
+    finally:
+        for c, impl in saved:
+            c._attn_implementation = impl
+
+
+def _configs(model: Any) -> list[Any]:
+    config = model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return [config, text]
+
+
+def supports(model: Any) -> bool:
+    """Whether `sample_rows` can drive `model`: a decoder-only LM whose attention goes through
+    transformers' attention interface, with full or sliding-window attention layers only."""
+    config = model.config
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    kinds = set(getattr(_configs(model)[1], "layer_types", None) or [])
+    return (not getattr(config, "is_encoder_decoder", False) and getattr(base, "_supports_attention_backend", False)
+            and kinds <= {"full_attention", "sliding_attention"})
+
+
+@torch.no_grad()
+def sample_rows(model: Any, prompts: Sequence[Sequence[int]], repeats: Sequence[int], max_new_tokens: int,
+                choose: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                eos_ids: Sequence[int], pad_id: int) -> tuple[list[list[int]], list[list[float]]]:
+    """Sample `repeats[i]` rows from prompt `prompts[i]`, in that order, until EOS or
+    `max_new_tokens`. `choose(scores (B, V) float, rows (B,) indices of the rows) -> (tokens (B,),
+    log-probs (B,))` picks each step's tokens. Returns each row's tokens (EOS included) and log-probs."""
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad_id] * (width - len(p)) + list(p) for p in prompts], device=device)
+    attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    layers = model.config.get_text_config().num_hidden_layers
+    cache = Cache(layers=[GrowingLayer(width + max_new_tokens) for _ in range(layers)])
+    counts = torch.tensor(list(repeats), device=device)
+    rows = int(counts.sum())
+    tokens = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    logps = torch.zeros((rows, max_new_tokens), device=device)
+    lengths = torch.zeros(rows, dtype=torch.long, device=device)
+    eos = torch.tensor(list(eos_ids), device=device)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    kv = {"cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values": cache}
+    with own_attention(model):
+        scores = model(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True,
+                       logits_to_keep=1, **kv).logits[:, -1]
+        cache.batch_repeat_interleave(counts)
+        scores, attention = scores.repeat_interleave(counts, 0), attention.repeat_interleave(counts, 0)
+        last = positions[:, -1].repeat_interleave(counts, 0)
+        alive = torch.arange(rows, device=device)  # the rows still in the batch
+        done = torch.zeros(rows, dtype=torch.bool, device=device)  # finished, not yet dropped
+        for t in range(max_new_tokens):
+            tok, lp = choose(scores.float(), alive)
+            live = ~done
+            tokens[alive[live], t], logps[alive[live], t] = tok[live], lp[live]
+            lengths[alive[live]] += 1
+            done |= torch.isin(tok, eos)
+            if t == max_new_tokens - 1 or bool(done.all()):
+                break
+            if int(done.sum()) * COMPACT_FRACTION >= len(alive):
+                keep = (~done).nonzero().flatten()
+                cache.batch_select_indices(keep)
+                alive, tok, attention, last, done = alive[keep], tok[keep], attention[keep], last[keep], done[keep]
+            attention = torch.cat([attention, attention.new_ones((len(alive), 1))], dim=1)
+            last = last + 1
+            scores = model(input_ids=tok[:, None], attention_mask=attention, position_ids=last[:, None],
+                           use_cache=True, **kv).logits[:, -1]
+    n = lengths.tolist()
+    return ([row[:k] for row, k in zip(tokens.tolist(), n)], [row[:k] for row, k in zip(logps.tolist(), n)])
