@@ -90,6 +90,7 @@ class OptimConfig:
     schedule: Literal["constant", "cosine", "linear"] = "constant"  # after warm-up
     max_grad_norm: float = 1.0  # 0 = no clipping
     micro_batch_size: int = 16  # sequences per forward/backward; gradients accumulate to the batch
+    share_prompts: bool = True  # forward each distinct prompt once per update, not once per sample (exact; off under FSDP and gradient checkpointing)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import torch
 from rlvr import dist, sharding
 from rlvr.config import Config, LoraConfig
 from rlvr.models import load_model
-from rlvr.update import LogProbModel
+from rlvr.update import LogProbModel, use_autocast
 
 
 def with_lora(model: Any, lora: LoraConfig, task_type: str) -> Any:
@@ -42,8 +42,21 @@ def build_policy(cfg: Config, device: torch.device) -> tuple[Any, Any]:
         policy = with_lora(policy, m.lora, "CAUSAL_LM")
     elif cfg.grpo.beta > 0:
         reference = copy.deepcopy(policy).eval().requires_grad_(False)
+        if use_autocast(cfg, device) and not sharded_run(cfg):
+            bf16_linears(reference)
     policy.train()
     return policy, reference
+
+
+def bf16_linears(model: Any) -> None:
+    """Store a frozen model's linear layers (not embeddings, norms or a head tied to the embedding)
+    in bf16: under bf16 autocast they compute exactly what their fp32 weights compute (autocast
+    rounds those to bf16 at every call, the same rounding), in half the memory."""
+    embeddings = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and id(module.weight) not in embeddings:
+            for name, param in list(module.named_parameters(recurse=False)):
+                setattr(module, name, torch.nn.Parameter(param.detach().to(torch.bfloat16), requires_grad=False))
 
 
 def build_optimizer(cfg: Config, policy: Any) -> tuple[Any, Any]:

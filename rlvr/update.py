@@ -19,6 +19,7 @@ It does not sample, verify or compute advantages: `rlvr.train` does, and hands t
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any, Sequence
 
 import torch
 
-from rlvr import dist, grpo, sharding
+from rlvr import dist, grpo, prefix, sharding
 from rlvr.config import Config, GRPOConfig
 from rlvr.types import Completion
 
@@ -119,13 +120,14 @@ class UpdateSettings:
     micro_batch_size: int
     max_grad_norm: float  # 0 = no clipping
     autocast: bool  # bf16 autocast over fp32 weights
+    share_prompts: bool = True  # one forward per distinct prompt (rlvr.prefix)
 
     @classmethod
     def of(cls, cfg: Config, device: torch.device) -> "UpdateSettings":
         return cls(grpo=cfg.grpo, temperature=cfg.rollout.temperature,
                    norm_tokens=cfg.grpo.loss_norm_tokens or cfg.rollout.max_new_tokens,
                    micro_batch_size=cfg.optim.micro_batch_size, max_grad_norm=cfg.optim.max_grad_norm,
-                   autocast=use_autocast(cfg, device))
+                   autocast=use_autocast(cfg, device), share_prompts=cfg.optim.share_prompts)
 
 
 def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any, scheduler: Any,
@@ -151,16 +153,18 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
         micro += [None] * (int(dist.all_max([len(micro)])[0]) - len(micro))
     device = next(policy.parameters()).device
     clock = PhaseClock(device)
-    fixed = [_fixed_logprobs(u, policy, reference, _rows(batch, rows, device)) for rows in micro]
+    share = _shared_prompts(u, policy, batch, sharded, device)
+    fixed = _fixed_logprobs(u, policy, reference, batch, micro, share, device)
     clock.lap("ref_logprobs")
     sums = dict(loss=0.0, clip_low=0.0, clip_high=0.0, entropy=0.0, kl_ref=0.0, kl_sampler=0.0, tokens=0.0)
     grad_norm = 0.0
     for _ in range(g.inner_steps):
         optimizer.zero_grad(set_to_none=True)
+        states = _prompt_states(policy, share, u.autocast)
         for rows, extra in zip(micro, fixed):
             mb = _rows(batch, rows, device)
             mask = mb.mask.to(device).float()
-            logp, entropy = sequence_logprobs(policy, mb, u.temperature, u.autocast)
+            logp, entropy = _logprobs(policy, mb, rows, share, states, u)
             old = extra.get("old", logp.detach())
             adv = advantages[rows].to(device) if rows is not None else torch.zeros(1, device=device)
             per_token, low, high = grpo.clipped_surrogate(logp, old, adv, g.clip_low, g.clip_high)
@@ -184,6 +188,9 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
             sums["kl_sampler"] += float((grpo.kl_k3(logp.detach(), sampler) * mask).sum())
             sums["kl_ref"] += float((kl.detach() * mask).sum()) if g.beta > 0 else 0.0
             sums["tokens"] += float(mask.sum())
+            clock.lap("backward")
+        if states is not None:
+            states.backward()  # the micro-batches' gradients through the prompts' forward, once
             clock.lap("backward")
         params = [p for p in policy.parameters() if p.requires_grad]
         if not sharded:  # FSDP has reduce-scattered the gradients in backward
@@ -237,15 +244,68 @@ def _rows(batch: TokenBatch | None, rows: torch.Tensor | None, device: torch.dev
     return TokenBatch(one, one.clone(), torch.ones((1, 1), dtype=torch.long), torch.zeros((1, 1)), 1)
 
 
+@dataclass
+class SharedPrompts:
+    """The batch's distinct prompts (P, W) and each row's prompt index (B,), on the device."""
+
+    ids: torch.Tensor
+    attention: torch.Tensor
+    index: torch.Tensor
+
+
+def _shared_prompts(u: UpdateSettings, policy: Any, batch: TokenBatch | None, sharded: bool,
+                    device: torch.device) -> SharedPrompts | None:
+    """The prompts to forward once each (`rlvr.prefix`), or None where rows run whole: prompt
+    sharing off, a sharded policy, gradient checkpointing, or no prompt that repeats."""
+    lm = policy.lm if isinstance(policy, LogProbModel) else policy
+    checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in lm.modules())
+    if not u.share_prompts or sharded or batch is None or checkpointing:
+        return None
+    ids, attention, index = prefix.distinct_prompts(batch.input_ids, batch.attention_mask, batch.prompt_width)
+    if len(ids) == len(index):
+        return None
+    return SharedPrompts(ids.to(device), attention.to(device), index.to(device))
+
+
+def _prompt_states(model: Any, share: SharedPrompts | None, autocast: bool) -> prefix.PromptStates | None:
+    if share is None:
+        return None
+    lm = model.lm if isinstance(model, LogProbModel) else model
+    return prefix.prompt_states(lm, share.ids, share.attention, autocast)
+
+
+def _logprobs(model: Any, mb: TokenBatch, rows: torch.Tensor | None, share: SharedPrompts | None,
+              states: prefix.PromptStates | None, u: UpdateSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs and entropies (b, T) of micro-batch `mb` (the batch's `rows`): as continuations
+    of the shared prompts' `states`, or from full rows."""
+    if states is None or rows is None:
+        return sequence_logprobs(model, mb, u.temperature, u.autocast)
+    lm = model.lm if isinstance(model, LogProbModel) else model
+    device = states.attention.device
+    W = mb.prompt_width
+    return prefix.completion_logprobs(lm, states, share.index[rows.to(device)], mb.input_ids[:, W:].to(device),
+                                      mb.mask.to(device), u.temperature, u.autocast)
+
+
 @torch.no_grad()
-def _fixed_logprobs(u: UpdateSettings, policy: Any, reference: Any, mb: TokenBatch) -> dict[str, torch.Tensor]:
-    """pi_old (only when reused across inner steps) and the reference's log-probs of `mb`."""
-    extra = {}
+def _fixed_logprobs(u: UpdateSettings, policy: Any, reference: Any, batch: TokenBatch | None,
+                    micro: list[torch.Tensor | None], share: SharedPrompts | None,
+                    device: torch.device) -> list[dict[str, torch.Tensor]]:
+    """Per micro-batch: pi_old (only when reused across inner steps) and the reference's log-probs."""
+    fixed: list[dict[str, torch.Tensor]] = [{} for _ in micro]
     if u.grpo.inner_steps > 1:
-        extra["old"] = sequence_logprobs(policy, mb, u.temperature, u.autocast)[0]
+        states = _prompt_states(policy, share, u.autocast)
+        for extra, rows in zip(fixed, micro):
+            extra["old"] = _logprobs(policy, _rows(batch, rows, device), rows, share, states, u)[0]
     if u.grpo.beta > 0:
-        extra["ref"] = reference_logprobs(policy, reference, mb, u.temperature, u.autocast)
-    return extra
+        lm = policy.lm if isinstance(policy, LogProbModel) else policy
+        adapters_off = lm.disable_adapter() if reference is None else contextlib.nullcontext()
+        model = policy if reference is None else reference
+        with adapters_off:
+            states = _prompt_states(model, share, u.autocast)
+            for extra, rows in zip(fixed, micro):
+                extra["ref"] = _logprobs(model, _rows(batch, rows, device), rows, share, states, u)[0]
+    return fixed
 
 
 def skip_update(inner_steps: int, optimizer: Any, scheduler: Any) -> dict[str, float]:
@@ -268,13 +328,3 @@ def use_autocast(cfg: Config, device: torch.device) -> bool:
     if setting == "auto":
         setting = fast_bf16(str(device))
     return bool(setting) and cfg.model.dtype == "float32"
-
-
-def reference_logprobs(policy: Any, reference: Any, mb: TokenBatch, T: float, autocast: bool) -> torch.Tensor:
-    if reference is None:  # LoRA: the base model is the policy with its adapters switched off
-        lm = policy.lm if isinstance(policy, LogProbModel) else policy
-        with lm.disable_adapter():
-            return sequence_logprobs(policy, mb, T, autocast)[0]
-    return sequence_logprobs(reference, mb, T, autocast)[0]
-
-

@@ -49,6 +49,23 @@ def test_sequence_logprobs_match_a_plain_forward(tiny_model_dir):
         assert (logp[i, len(c.completion_ids):] == 0).all()
 
 
+def sgd_update(model_dir, cfg, batch, adv, rows, with_reference):
+    """One update of a float64 tiny model (only the arithmetic's order can differ) by SGD at lr 1:
+    its statistics and each parameter's change. The reference, if any, differs from the policy,
+    so that the KL term matters."""
+    model = load_model(str(model_dir), dtype="float64")
+    ref = load_model(str(model_dir), dtype="float64") if with_reference else None
+    if ref is not None:
+        with torch.no_grad():
+            for p in ref.parameters():
+                p.add_(0.01)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    stats = update_policy(UpdateSettings.of(cfg, torch.device("cpu")), model, ref, opt, sched, batch, adv, rows)
+    return stats, [p.detach() - b for p, b in zip(model.parameters(), before)]
+
+
 @pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
 @pytest.mark.parametrize("beta", [0.0, 0.1])
 def test_gradient_accumulation_equals_one_big_batch(tiny_model_dir, agg, beta):
@@ -62,17 +79,8 @@ def test_gradient_accumulation_equals_one_big_batch(tiny_model_dir, agg, beta):
                                       f"--optim.micro_batch_size={micro}", "--optim.max_grad_norm=0",
                                       "--model.train_autocast=false"])
         torch.manual_seed(0)
-        model = load_model(str(tiny_model_dir), dtype="float64")  # float64: only the split differs
-        ref = load_model(str(tiny_model_dir), dtype="float64") if beta else None
-        if ref is not None:  # a reference that differs from the policy, so that KL matters
-            with torch.no_grad():
-                for p in ref.parameters():
-                    p.add_(0.01)
-        before = [p.detach().clone() for p in model.parameters()]
-        opt = torch.optim.SGD(model.parameters(), lr=1.0)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-        stats = update_policy(UpdateSettings.of(cfg, torch.device("cpu")), model, ref, opt, sched, batch, adv, rows)
-        deltas.append([p.detach() - b for p, b in zip(model.parameters(), before)])
+        stats, delta = sgd_update(tiny_model_dir, cfg, batch, adv, rows, with_reference=bool(beta))
+        deltas.append(delta)
         assert stats["update/sequences"] == (5 if beta else 4)  # zero advantage is skipped when beta = 0
     for other in deltas[1:]:
         for a, b in zip(deltas[0], other):
@@ -116,3 +124,61 @@ def test_a_micro_batch_drops_the_columns_that_all_its_rows_pad(tiny_model_dir):
     width = sub.mask.shape[1]
     assert torch.allclose(trimmed, full[short, :width], atol=1e-10)
     assert (full[short, width:] == 0).all()
+
+
+def grouped_completions(seed=2, prompts=3, group=3):
+    """`group` completions of each of `prompts` prompts of different lengths (a GRPO batch)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for p in range(prompts):
+        prompt = torch.randint(10, 400, (3 + 2 * p,), generator=g).tolist()
+        for j in range(group):
+            body = torch.randint(10, 400, (2 + (p + 2 * j) % 5,), generator=g).tolist()
+            out.append(Completion(text="x", finish_reason="stop", prompt_ids=tuple(prompt),
+                                  completion_ids=tuple(body + [EOS]), logprobs=tuple([-1.0] * (len(body) + 1))))
+    return out
+
+
+@pytest.mark.parametrize("inner", [1, 2])
+@pytest.mark.parametrize("micro", [2, 9])
+def test_shared_prompts_give_the_update_of_whole_rows(tiny_model_dir, inner, micro):
+    """Each distinct prompt forwarded once (its keys and values reused by its samples, gradients
+    sent back through it once) moves the weights as the row-by-row forward does. In float64, but
+    transformers' RMSNorm computes in float32, and the shared path sums a prompt's gradient over
+    its samples before that norm's backward rather than after: float32 rounding, 1e-7 relative."""
+    batch = collate(grouped_completions(), PAD)
+    adv = torch.linspace(-1.0, 1.0, len(batch.mask))
+    rows = torch.ones(len(adv), dtype=torch.bool)
+    deltas, stats = [], []
+    for share in (False, True):
+        cfg = build_config(overrides=[f"--optim.share_prompts={str(share).lower()}", "--grpo.beta=0.1",
+                                      f"--grpo.inner_steps={inner}", f"--optim.micro_batch_size={micro}",
+                                      "--optim.max_grad_norm=0", "--model.train_autocast=false"])
+        stat, delta = sgd_update(tiny_model_dir, cfg, batch, adv, rows, with_reference=True)
+        stats.append(stat)
+        deltas.append(delta)
+    for a, b in zip(*deltas):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6 * a.abs().max()), (a - b).abs().max()
+    assert any(d.abs().max() > 0 for d in deltas[1])
+    for key in ("loss", "kl/ref", "entropy"):
+        assert stats[0][key] == pytest.approx(stats[1][key], rel=1e-6, abs=1e-12), key
+
+
+def test_a_reference_with_bf16_linears_scores_as_its_fp32_weights_under_autocast(tiny_model_dir):
+    """`bf16_linears` halves the reference's linear layers; under bf16 autocast (where rlvr uses
+    it) the log-probs are bitwise those of the fp32 reference."""
+    from rlvr.policy import bf16_linears
+
+    reference = load_model(str(tiny_model_dir)).eval().requires_grad_(False)
+    halved = load_model(str(tiny_model_dir)).eval().requires_grad_(False)
+    bf16_linears(halved)
+    linears = [m for m in halved.modules() if isinstance(m, torch.nn.Linear)]
+    assert any(m.weight.dtype == torch.bfloat16 for m in linears)
+    assert halved.get_input_embeddings().weight.dtype == torch.float32  # the embedding (and a tied head) stay
+    batch = collate(grouped_completions(), PAD)
+    with torch.no_grad():
+        expected, _ = sequence_logprobs(reference, batch, temperature=1.0, autocast=True)
+        got, _ = sequence_logprobs(halved, batch, temperature=1.0, autocast=True)
+        fp32, _ = sequence_logprobs(reference, batch, temperature=1.0, autocast=False)
+    assert torch.equal(got, expected)
+    assert not torch.equal(fp32, expected)  # autocast does change the numbers: the test can tell
