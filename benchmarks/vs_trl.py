@@ -405,6 +405,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of each trainer (default: this process's)")
     parser.add_argument("--trl-gradient-checkpointing", choices=["on", "off", "both"], default="on")
+    parser.add_argument("--rlvr-only", action="store_true", help="measure rlvr alone (no TRL, no ratios)")
     parser.add_argument("--random-weights", action="store_true", help="SmolLM2-135M config, seeded random weights")
     parser.add_argument("--tiny", action="store_true", help="random weights, two small layers: a smoke test")
     parser.add_argument("--tokenizer", metavar="DIR",
@@ -442,7 +443,7 @@ def main() -> int:
     work = Path(args.work_dir).expanduser()
     work.mkdir(parents=True, exist_ok=True)
     try:
-        trl = trl_python(work, args.wheels)
+        trl = None if args.rlvr_only else trl_python(work, args.wheels)
         rlvr_model, trl_model = prepare_model(args, work)
     except BenchError as exc:
         print(f"vs_trl: {exc}", file=sys.stderr)
@@ -455,7 +456,8 @@ def main() -> int:
             "rlvr_model": rlvr_model, "trl_model": trl_model, "rlvr_args": args.rlvr_args,
             "train": str(work / "train.jsonl"), "test": str(work / "test.jsonl")}
     runs = [("rlvr", "rlvr", sys.executable, {})]
-    for gc in (["on", "off"] if args.trl_gradient_checkpointing == "both" else [args.trl_gradient_checkpointing]):
+    for gc in ([] if args.rlvr_only else ["on", "off"] if args.trl_gradient_checkpointing == "both"
+               else [args.trl_gradient_checkpointing]):
         runs.append(("trl", f"trl-gc-{gc}", trl, {"gradient_checkpointing": gc == "on"}))
     lines = []
     for trainer, variant, python, extra in runs:
@@ -466,8 +468,9 @@ def main() -> int:
             return 1
         lines.append(summarize(variant, spec, result))
         print(json.dumps(lines[-1]), flush=True)
-    lines.append(ratios(lines, args.device))
-    print(json.dumps(lines[-1]), flush=True)
+    if not args.rlvr_only:
+        lines.append(ratios(lines, args.device))
+        print(json.dumps(lines[-1]), flush=True)
     if args.out:
         Path(args.out).write_text("".join(json.dumps(line) + "\n" for line in lines))
     return 0
