@@ -26,6 +26,7 @@ import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
 from rlvr import grpo
+from rlvr.attention import own_attention
 
 
 @dataclass
@@ -77,7 +78,7 @@ def prompt_states(lm: Any, ids: torch.Tensor, attention: torch.Tensor, autocast:
     """Run the decoder over the distinct prompts (P, W) once; grad follows `torch.is_grad_enabled()`."""
     cache = Cache(layer_class_to_replicate=DynamicLayer)
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=autocast), own_attention(lm):
         hidden = _decoder(lm)(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True,
                               **{_cache_kwarg(lm): cache}).last_hidden_state
     states = [t for layer in cache.layers for t in (layer.keys, layer.values)] + [hidden[:, -1]]
@@ -101,7 +102,7 @@ def completion_logprobs(lm: Any, prompts: PromptStates, rows: torch.Tensor, comp
         cache.layers.append(layer)
     attention = torch.cat([prompts.attention[rows], mask.to(prompts.attention.dtype)], dim=1)
     positions = prompts.lengths[rows][:, None] + torch.arange(completion.shape[1], device=completion.device)
-    with torch.autocast(completion.device.type, dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast(completion.device.type, dtype=torch.bfloat16, enabled=autocast), own_attention(lm):
         hidden = _decoder(lm)(input_ids=completion, attention_mask=attention, position_ids=positions,
                               use_cache=True, **{_cache_kwarg(lm): cache}).last_hidden_state  # (b, T, H)
     h = torch.cat([last[:, None].to(hidden.dtype), hidden[:, :-1]], dim=1)  # the states predicting each token

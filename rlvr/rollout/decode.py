@@ -11,9 +11,8 @@ changes the rest:
   of a prompt cost one prefill, not eight);
 - `GrowingLayer` preallocates each layer's keys and values for the whole completion and writes
   each new token in place;
-- `decode_attention`, registered with transformers' attention interface, computes one query
-  token's attention as two batched matrix products over the key/value heads (grouped-query
-  attention without repeating the keys); prompts (several query tokens) go to the library's SDPA;
+- attention is `rlvr.attention.grouped_attention`: two batched matrix products over the key/value
+  heads, where the CPU SDPA kernel is slow for one query token;
 - rows that have emitted EOS are removed from the batch once they make up an eighth of it, so
   the late steps decode the few long completions alone.
 
@@ -26,17 +25,14 @@ most current architectures); the engine falls back to `generate` for others and 
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
-from transformers import AttentionInterface, AttentionMaskInterface
 from transformers.cache_utils import Cache, DynamicLayer
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import sdpa_mask
 
-ATTENTION = "rlvr_decode"
+from rlvr.attention import own_attention, supported
+
 COMPACT_FRACTION = 8  # drop finished rows once they are 1/8 of the batch
 
 
@@ -80,59 +76,13 @@ class GrowingLayer(DynamicLayer):
             self.keys[:, :, :n], self.values[:, :, :n] = keys, values
 
 
-def decode_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                     attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
-                     **kwargs: Any) -> tuple[torch.Tensor, None]:
-    """query (B, H, q, D), key/value (B, KV, L, D), mask (B, 1, q, L) bool or additive, or None.
-    Returns (B, q, H, D). One query token: scores of the H / KV query heads that share a key head
-    in one product with that head's keys, softmax in float32. Anything else: SDPA."""
-    B, H, q, D = query.shape
-    kv = key.shape[1]
-    if q != 1 or dropout or kwargs.get("softcap") is not None or kwargs.get("s_aux") is not None or H % kv:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                      scaling=scaling, **kwargs)
-    scale = scaling if scaling is not None else D ** -0.5
-    grouped = query.reshape(B, kv, H // kv, D)  # head h reads key head h // (H / KV)
-    scores = torch.matmul(grouped, key.transpose(-1, -2)).float() * scale  # (B, KV, H/KV, L)
-    if attention_mask is not None:
-        mask = attention_mask.reshape(B, 1, 1, -1)
-        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-    out = torch.matmul(torch.softmax(scores, dim=-1).to(value.dtype), value)  # (B, KV, H/KV, D)
-    return out.reshape(B, 1, H, value.shape[-1]), None
-
-
-AttentionInterface.register(ATTENTION, decode_attention)
-AttentionMaskInterface.register(ATTENTION, sdpa_mask)
-
-
-@contextlib.contextmanager
-def own_attention(model: Any) -> Iterator[None]:
-    """`decode_attention` in every attention module of `model` while the block runs."""
-    configs = {id(c): c for c in _configs(model)}.values()
-    saved = [(c, c._attn_implementation) for c in configs]
-    try:
-        for c, _ in saved:
-            c._attn_implementation = ATTENTION
-        yield
-    finally:
-        for c, impl in saved:
-            c._attn_implementation = impl
-
-
-def _configs(model: Any) -> list[Any]:
+def supports(model: Any) -> bool:
+    """Whether `sample_rows` can drive `model`: a decoder-only LM on transformers' attention
+    interface with full or sliding-window attention layers only."""
     config = model.config
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    return [config, text]
-
-
-def supports(model: Any) -> bool:
-    """Whether `sample_rows` can drive `model`: a decoder-only LM whose attention goes through
-    transformers' attention interface, with full or sliding-window attention layers only."""
-    config = model.config
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    kinds = set(getattr(_configs(model)[1], "layer_types", None) or [])
-    return (not getattr(config, "is_encoder_decoder", False) and getattr(base, "_supports_attention_backend", False)
-            and kinds <= {"full_attention", "sliding_attention"})
+    kinds = set(getattr(text, "layer_types", None) or [])
+    return supported(model) and kinds <= {"full_attention", "sliding_attention"}
 
 
 @torch.no_grad()
