@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
 LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
@@ -79,16 +78,16 @@ def selective_log_softmax(hidden: torch.Tensor, weight: torch.Tensor, targets: t
 
     hidden: (N, H) final hidden states at the positions that predict `targets` (N,);
     weight: (V, H) output embedding. Logits are made chunk by chunk (at least fp32) and, when grad is
-    enabled, recomputed in backward (activation checkpointing), so peak memory is one chunk of
+    enabled, made again in backward (`_HeadLogProb`), so peak memory is one chunk of
     (chunk_tokens, V) instead of (N, V). Returns (logp (N,), entropy (N,) detached).
     """
     logps, ents = [], []
     for s in range(0, hidden.shape[0], chunk_tokens):
         h, t = hidden[s:s + chunk_tokens], targets[s:s + chunk_tokens]
         if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
-            lp, ent = checkpoint(_chunk_logp, h, weight, t, temperature, use_reentrant=False)
+            lp, ent = _HeadLogProb.apply(h, weight, t, temperature)
         else:
-            lp, ent = _chunk_logp(h, weight, t, temperature)
+            lp, ent, _ = _chunk_logp(h, weight, t, temperature)
         logps.append(lp)
         ents.append(ent)
     if not logps:
@@ -97,17 +96,49 @@ def selective_log_softmax(hidden: torch.Tensor, weight: torch.Tensor, targets: t
     return torch.cat(logps), torch.cat(ents)
 
 
-def _chunk_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float):
+def _logits(h: torch.Tensor, weight: torch.Tensor, temperature: float) -> torch.Tensor:
     logits = h @ weight.t()  # (n, V)
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()
-    logits = logits / temperature
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return logits / temperature if temperature != 1.0 else logits
+
+
+def _chunk_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float):
+    """(logp (n,), entropy (n,), logsumexp (n,)) of one chunk."""
+    logits = _logits(h, weight, temperature)
     lse = torch.logsumexp(logits, dim=-1)
     logp = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - lse
-    with torch.no_grad():
-        probs = torch.softmax(logits, dim=-1)
-        entropy = lse - (probs * logits).sum(-1)
-    return logp, entropy
+    probs = torch.exp(logits - lse[:, None])
+    entropy = lse - (probs * logits).sum(-1)
+    return logp, entropy, lse
+
+
+class _HeadLogProb(torch.autograd.Function):
+    """One chunk's log p(target) with a hand-written backward: it keeps (h, weight, targets, lse),
+    not the (n, V) logits, and in backward makes the logits once more and forms
+    d logp / d logits = onehot(target) - softmax directly (activation checkpointing of the head,
+    without re-running the forward's log-sum-exp and entropy). The entropy is returned detached."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float):
+        with torch.no_grad():
+            logp, entropy, lse = _chunk_logp(h, weight, t, temperature)
+        ctx.save_for_backward(h, weight, t, lse)
+        ctx.temperature = temperature
+        ctx.mark_non_differentiable(entropy)
+        return logp, entropy
+
+    @staticmethod
+    def backward(ctx, grad_logp: torch.Tensor, _grad_entropy: torch.Tensor):
+        h, weight, t, lse = ctx.saved_tensors
+        T = ctx.temperature
+        grad = torch.exp(_logits(h, weight, T) - lse[:, None]).mul_(-grad_logp[:, None])  # (n, V)
+        grad.scatter_add_(-1, t[:, None], grad_logp[:, None].to(grad.dtype))
+        if T != 1.0:
+            grad.div_(T)
+        grad = grad.to(h.dtype)
+        grad_h = grad @ weight.to(h.dtype) if ctx.needs_input_grad[0] else None
+        grad_w = (grad.t() @ h).to(weight.dtype) if ctx.needs_input_grad[1] else None
+        return grad_h, grad_w, None, None
 
 
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
