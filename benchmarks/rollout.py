@@ -1,4 +1,5 @@
-"""Rollout throughput and reward statistics: the HF engine (fp32, bf16) and the vLLM engine side by side.
+"""Rollout throughput and reward statistics: the HF engine (fp32, bf16; its own loop, or
+`generate` with the `-generate` labels) and the vLLM engine side by side.
 
 The same prompts for every engine: the first `--prompts` problems of the default task's train
 split, `--n` samples each, at most `--max-new-tokens` tokens, temperature 1, seeded. For each
@@ -23,7 +24,9 @@ import math
 import os
 import time
 
-ENGINES = {"hf-fp32": ("hf", "same"), "hf-bf16": ("hf", "bfloat16"), "vllm": ("vllm", "bfloat16")}
+ENGINES = {"hf-fp32": ("hf", "same", {}), "hf-bf16": ("hf", "bfloat16", {}),  # the HF engine's default loop
+           "hf-fp32-generate": ("hf", "same", {"loop": "generate"}),
+           "hf-bf16-generate": ("hf", "bfloat16", {"loop": "generate"}), "vllm": ("vllm", "bfloat16", {})}
 
 
 def run_engine(label, model, tokenizer, problems, pool, args):
@@ -31,8 +34,8 @@ def run_engine(label, model, tokenizer, problems, pool, args):
     from rlvr.rollout.base import SamplingParams
     from rlvr.scoring import outcome
 
-    name, dtype = ENGINES[label]
-    options = {"kv_cache_gb": args.kv_cache_gb} if name == "vllm" else {}
+    name, dtype, options = ENGINES[label]
+    options = {**options, "kv_cache_gb": args.kv_cache_gb} if name == "vllm" else options
     t0 = time.perf_counter()
     engine = build_engine(name, model, tokenizer, dtype=dtype, options=options)
     start_s = time.perf_counter() - t0
