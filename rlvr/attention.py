@@ -67,18 +67,20 @@ def _text_configs(model: Any) -> list[Any]:
 
 
 def supported(model: Any) -> bool:
-    """A decoder-only model whose attention goes through transformers' attention interface, not
-    under activation checkpointing (its recomputation would run after the block, with SDPA)."""
+    """A decoder-only model whose attention goes through transformers' attention interface."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return (not getattr(model.config, "is_encoder_decoder", False)
-            and bool(getattr(base, "_supports_attention_backend", False))
-            and not any(getattr(m, "gradient_checkpointing", False) for m in model.modules()))
+            and bool(getattr(base, "_supports_attention_backend", False)))
 
 
 @contextlib.contextmanager
 def own_attention(model: Any) -> Iterator[None]:
-    """`grouped_attention` in `model`'s attention layers while the block runs (where `supported`)."""
-    if not supported(model):
+    """`grouped_attention` in `model`'s attention layers while the block runs, where `supported`;
+    not for a forward with grad under activation checkpointing (its recomputation in backward
+    would run after the block, with the model's own attention)."""
+    checkpointed = torch.is_grad_enabled() and any(getattr(m, "gradient_checkpointing", False)
+                                                   for m in model.modules())
+    if not supported(model) or checkpointed:
         yield
         return
     saved = [(c, c._attn_implementation) for c in _text_configs(model)]

@@ -62,3 +62,17 @@ def test_long_inputs_go_to_sdpa():
     assert 300 * 300 > MAX_SCORES
     ours, _ = grouped_attention(module, query, key, value, None)
     assert torch.allclose(ours, sdpa(query, key, value, None, None, causal=True), atol=1e-10)
+
+
+def test_a_checkpointed_model_keeps_its_attention_for_grad_forwards_only(tiny_model_dir):
+    from rlvr.attention import NAME, own_attention
+    from rlvr.models import load_model
+
+    model = load_model(str(tiny_model_dir))
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    own = model.config._attn_implementation
+    with own_attention(model):  # grad on: the recomputation in backward must see the same attention
+        assert model.config._attn_implementation == own
+    with torch.no_grad(), own_attention(model):  # sampling, reference log-probs
+        assert model.config._attn_implementation == NAME
+    assert model.config._attn_implementation == own
