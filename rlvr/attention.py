@@ -15,6 +15,7 @@ saved with the model.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import Any, Iterator
 
 import torch
@@ -73,14 +74,24 @@ def supported(model: Any) -> bool:
             and bool(getattr(base, "_supports_attention_backend", False)))
 
 
+def checkpointed(model: Any) -> bool:
+    """Whether activation checkpointing is on in `model` (transformers marks the modules it wraps)."""
+    return any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+
+
+def cache_keyword(model: Any) -> str:
+    """The keyword under which `model.forward` takes a KV cache: `cache` in newer transformers,
+    `past_key_values` before."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
 @contextlib.contextmanager
 def own_attention(model: Any) -> Iterator[None]:
     """`grouped_attention` in `model`'s attention layers while the block runs, where `supported`;
     not for a forward with grad under activation checkpointing (its recomputation in backward
     would run after the block, with the model's own attention)."""
-    checkpointed = torch.is_grad_enabled() and any(getattr(m, "gradient_checkpointing", False)
-                                                   for m in model.modules())
-    if not supported(model) or checkpointed:
+    if not supported(model) or (torch.is_grad_enabled() and checkpointed(model)):
         yield
         return
     saved = [(c, c._attn_implementation) for c in _text_configs(model)]

@@ -96,6 +96,17 @@ def selective_log_softmax(hidden: torch.Tensor, weight: torch.Tensor, targets: t
     return torch.cat(logps), torch.cat(ents)
 
 
+def masked_token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+                          temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log-probs and entropies (B, T), 0 where `mask` (B, T) is 0: h (B, T, H) are the
+    states predicting `targets` (B, T), `weight` (V, H) the output head (`selective_log_softmax`)."""
+    sel = mask.bool()
+    lp, ent = selective_log_softmax(h[sel], weight, targets[sel], temperature)
+    logp = torch.zeros(sel.shape, device=lp.device, dtype=lp.dtype).masked_scatter(sel, lp)
+    entropy = torch.zeros(sel.shape, device=ent.device, dtype=ent.dtype).masked_scatter(sel, ent)
+    return logp, entropy
+
+
 def _logits(h: torch.Tensor, weight: torch.Tensor, temperature: float) -> torch.Tensor:
     logits = h @ weight.t()  # (n, V)
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))

@@ -26,7 +26,7 @@ import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
 from rlvr import grpo
-from rlvr.attention import own_attention
+from rlvr.attention import cache_keyword, own_attention
 
 
 @dataclass
@@ -67,20 +67,13 @@ def _decoder(lm: Any) -> Any:
     return lm.get_decoder()
 
 
-def _cache_kwarg(lm: Any) -> str:
-    import inspect
-
-    decoder = _decoder(lm)
-    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
-
-
 def prompt_states(lm: Any, ids: torch.Tensor, attention: torch.Tensor, autocast: bool) -> PromptStates:
     """Run the decoder over the distinct prompts (P, W) once; grad follows `torch.is_grad_enabled()`."""
     cache = Cache(layer_class_to_replicate=DynamicLayer)
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=autocast), own_attention(lm):
         hidden = _decoder(lm)(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True,
-                              **{_cache_kwarg(lm): cache}).last_hidden_state
+                              **{cache_keyword(_decoder(lm)): cache}).last_hidden_state
     states = [t for layer in cache.layers for t in (layer.keys, layer.values)] + [hidden[:, -1]]
     dtype = states[0].dtype
     if not torch.is_grad_enabled():
@@ -93,21 +86,20 @@ def completion_logprobs(lm: Any, prompts: PromptStates, rows: torch.Tensor, comp
                         mask: torch.Tensor, temperature: float, autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log-probs and entropies (b, T) of completions (b, T) (right-padded, `mask` (b, T))
     continuing prompts `rows` (b,) of `prompts`."""
-    cache = Cache(layer_class_to_replicate=DynamicLayer)
     *kv, last = [leaf[rows].to(prompts.dtype) for leaf in prompts.leaves]
-    for i in range(0, len(kv), 2):
-        layer = DynamicLayer()
-        layer.lazy_initialization(kv[i], kv[i + 1])
-        layer.keys, layer.values = kv[i], kv[i + 1]
-        cache.layers.append(layer)
+    cache = Cache(layers=[_filled_layer(kv[i], kv[i + 1]) for i in range(0, len(kv), 2)])
     attention = torch.cat([prompts.attention[rows], mask.to(prompts.attention.dtype)], dim=1)
     positions = prompts.lengths[rows][:, None] + torch.arange(completion.shape[1], device=completion.device)
     with torch.autocast(completion.device.type, dtype=torch.bfloat16, enabled=autocast), own_attention(lm):
         hidden = _decoder(lm)(input_ids=completion, attention_mask=attention, position_ids=positions,
-                              use_cache=True, **{_cache_kwarg(lm): cache}).last_hidden_state  # (b, T, H)
+                              use_cache=True, **{cache_keyword(_decoder(lm)): cache}).last_hidden_state  # (b, T, H)
     h = torch.cat([last[:, None].to(hidden.dtype), hidden[:, :-1]], dim=1)  # the states predicting each token
-    sel = mask.bool()
-    lp, ent = grpo.selective_log_softmax(h[sel], lm.get_output_embeddings().weight, completion[sel], temperature)
-    logp = torch.zeros(sel.shape, device=lp.device, dtype=lp.dtype).masked_scatter(sel, lp)
-    entropy = torch.zeros(sel.shape, device=ent.device, dtype=ent.dtype).masked_scatter(sel, ent)
-    return logp, entropy
+    return grpo.masked_token_logprobs(h, lm.get_output_embeddings().weight, completion, mask, temperature)
+
+
+def _filled_layer(keys: torch.Tensor, values: torch.Tensor) -> DynamicLayer:
+    """A cache layer holding `keys` and `values` (a prompt's), to which a forward appends."""
+    layer = DynamicLayer()
+    layer.lazy_initialization(keys, values)
+    layer.keys, layer.values = keys, values
+    return layer

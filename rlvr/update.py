@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import torch
 
 from rlvr import dist, grpo, prefix, sharding
-from rlvr.attention import own_attention
+from rlvr.attention import checkpointed, own_attention
 from rlvr.config import Config, GRPOConfig
 from rlvr.types import Completion
 
@@ -90,12 +90,8 @@ class LogProbModel(torch.nn.Module):
                                            position_ids=positions).last_hidden_state  # (B, W+T, H)
         W = prompt_width
         h = hidden[:, W - 1:-1]  # (B, T, H): the states that predict completion tokens
-        sel = mask.bool()
-        head = self.lm.get_output_embeddings()
-        lp, ent = grpo.selective_log_softmax(h[sel], head.weight, input_ids[:, W:][sel], temperature)
-        logp = torch.zeros(sel.shape, device=lp.device, dtype=lp.dtype).masked_scatter(sel, lp)
-        entropy = torch.zeros(sel.shape, device=ent.device, dtype=ent.dtype).masked_scatter(sel, ent)
-        return logp, entropy
+        return grpo.masked_token_logprobs(h, self.lm.get_output_embeddings().weight, input_ids[:, W:], mask,
+                                          temperature)
 
 
 def logprob_model(model: Any) -> LogProbModel:
@@ -259,8 +255,7 @@ def _shared_prompts(u: UpdateSettings, policy: Any, batch: TokenBatch | None, sh
     """The prompts to forward once each (`rlvr.prefix`), or None where rows run whole: prompt
     sharing off, a sharded policy, gradient checkpointing, or no prompt that repeats."""
     lm = policy.lm if isinstance(policy, LogProbModel) else policy
-    checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in lm.modules())
-    if not u.share_prompts or sharded or batch is None or checkpointing:
+    if not u.share_prompts or sharded or batch is None or checkpointed(lm):
         return None
     ids, attention, index = prefix.distinct_prompts(batch.input_ids, batch.attention_mask, batch.prompt_width)
     if len(ids) == len(index):

@@ -25,13 +25,12 @@ most current architectures); the engine falls back to `generate` for others and 
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable, Sequence
 
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
-from rlvr.attention import own_attention, supported
+from rlvr.attention import cache_keyword, own_attention, supported
 
 COMPACT_FRACTION = 8  # drop finished rows once they are 1/8 of the batch
 
@@ -105,8 +104,7 @@ def sample_rows(model: Any, prompts: Sequence[Sequence[int]], repeats: Sequence[
     logps = torch.zeros((rows, max_new_tokens), device=device)
     lengths = torch.zeros(rows, dtype=torch.long, device=device)
     eos = torch.tensor(list(eos_ids), device=device)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    kv = {"cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values": cache}
+    kv = {cache_keyword(model): cache}
     with own_attention(model):
         scores = model(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True,
                        logits_to_keep=1, **kv).logits[:, -1]

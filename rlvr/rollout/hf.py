@@ -150,11 +150,11 @@ class HFRolloutEngine:
         """With `params.seed`, sample j of prompt i comes from its own stream seeded by
         (seed, params.first_index + i, j): the same whatever the batch size or the other prompts."""
         encoded = [self.encode(p) for p in prompts]
-        flat = [ids for ids in encoded for _ in range(params.n)]
         seeds = [row_seed(params.seed, params.first_index + i, j) if params.seed is not None else None
                  for i in range(len(prompts)) for j in range(params.n)]
         if self.loop == "own":
             return self._sample_own(encoded, params, seeds)
+        flat = [ids for ids in encoded for _ in range(params.n)]
         out: list[Completion] = []
         # generate() draws from the global stream even when our processor has chosen the token:
         # keep that stream as it was, so seeded sampling leaves the caller's randomness alone
