@@ -72,7 +72,7 @@ def soft_overlong_penalty(lengths: torch.Tensor, max_len: int, cache_len: int) -
 
 
 def selective_log_softmax(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                          temperature: float = 1.0, chunk_tokens: int = 1024
+                          temperature: float = 1.0, chunk_tokens: int = 512
                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """log p(target) and entropy at each position, without materialising all logits at once.
 
@@ -108,18 +108,21 @@ def masked_token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.
 
 
 def _logits(h: torch.Tensor, weight: torch.Tensor, temperature: float) -> torch.Tensor:
+    """A new (n, V) tensor of logits (at least fp32), which callers may overwrite."""
     logits = h @ weight.t()  # (n, V)
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    return logits / temperature if temperature != 1.0 else logits
+    return logits.div_(temperature) if temperature != 1.0 else logits
 
 
 def _chunk_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float):
-    """(logp (n,), entropy (n,), logsumexp (n,)) of one chunk."""
+    """(logp (n,), entropy (n,), logsumexp (n,)) of one chunk, in two (n, V) buffers: the logits,
+    then the probabilities written over them, and the log-softmax (one fused kernel)."""
     logits = _logits(h, weight, temperature)
-    lse = torch.logsumexp(logits, dim=-1)
-    logp = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - lse
-    probs = torch.exp(logits - lse[:, None])
-    entropy = lse - (probs * logits).sum(-1)
+    logsoftmax = torch.log_softmax(logits, dim=-1)
+    logp = logsoftmax.gather(-1, t.unsqueeze(-1)).squeeze(-1)
+    lse = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - logp
+    probs = torch.exp(logsoftmax, out=logits)
+    entropy = -torch.bmm(probs.unsqueeze(1), logsoftmax.unsqueeze(2)).view(-1)  # row-wise dot, no (n, V) product
     return logp, entropy, lse
 
 
@@ -142,7 +145,7 @@ class _HeadLogProb(torch.autograd.Function):
     def backward(ctx, grad_logp: torch.Tensor, _grad_entropy: torch.Tensor):
         h, weight, t, lse = ctx.saved_tensors
         T = ctx.temperature
-        grad = torch.exp(_logits(h, weight, T) - lse[:, None]).mul_(-grad_logp[:, None])  # (n, V)
+        grad = _logits(h, weight, T).sub_(lse[:, None]).exp_().mul_(-grad_logp[:, None])  # (n, V), in place
         grad.scatter_add_(-1, t[:, None], grad_logp[:, None].to(grad.dtype))
         if T != 1.0:
             grad.div_(T)
