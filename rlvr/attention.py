@@ -86,6 +86,11 @@ def cache_keyword(model: Any) -> str:
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
+def using_own_attention(model: Any) -> bool:
+    """Whether `model` runs `grouped_attention` now (inside `own_attention`)."""
+    return any(c._attn_implementation == NAME for c in _text_configs(model))
+
+
 @contextlib.contextmanager
 def own_attention(model: Any) -> Iterator[None]:
     """`grouped_attention` in `model`'s attention layers while the block runs, where `supported`;

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from rlvr import dist, sharding
+from rlvr import dist, recompute, sharding
 from rlvr.config import Config, LoraConfig
 from rlvr.models import load_model
 from rlvr.update import LogProbModel, use_autocast
@@ -34,9 +34,6 @@ def build_policy(cfg: Config, device: torch.device) -> tuple[Any, Any]:
     LoRA it is the policy with its adapters disabled)."""
     m = cfg.model
     policy = load_model(m.name, dtype=m.dtype, device=str(device))
-    if m.gradient_checkpointing:
-        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        policy.config.use_cache = False
     reference = None
     if m.lora.enabled:
         policy = with_lora(policy, m.lora, "CAUSAL_LM")
@@ -44,6 +41,8 @@ def build_policy(cfg: Config, device: torch.device) -> tuple[Any, Any]:
         reference = copy.deepcopy(policy).eval().requires_grad_(False)
         if use_autocast(cfg, device) and not sharded_run(cfg):
             bf16_linears(reference)
+    if m.gradient_checkpointing:  # rlvr's own, which keeps shared prompts and rlvr's attention
+        recompute.enable(policy)
     policy.train()
     return policy, reference
 

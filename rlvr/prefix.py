@@ -13,8 +13,8 @@ micro-batch's backward; `PromptStates.backward` then sends that sum through the 
 once. So the prompts' graph is built and walked once per optimiser step, not once per micro-batch.
 
 Not used with a sharded policy (FSDP2 gathers parameters per module call and expects one forward
-per backward) nor with gradient checkpointing (transformers turns the cache off under it); the
-update then runs full rows as before.
+per backward) nor under transformers' gradient checkpointing (which turns the cache off); the update
+then runs full rows as before. rlvr's own checkpointing (`rlvr.recompute`) keeps it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 from rlvr import grpo
 from rlvr.attention import cache_keyword, own_attention
+from rlvr.recompute import decoder_layers
 
 
 @dataclass
@@ -69,7 +70,7 @@ def _decoder(lm: Any) -> Any:
 
 def prompt_states(lm: Any, ids: torch.Tensor, attention: torch.Tensor, autocast: bool) -> PromptStates:
     """Run the decoder over the distinct prompts (P, W) once; grad follows `torch.is_grad_enabled()`."""
-    cache = Cache(layer_class_to_replicate=DynamicLayer)
+    cache = Cache(layers=[DynamicLayer() for _ in decoder_layers(lm)])  # all there: `rlvr.recompute` restores them
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=autocast), own_attention(lm):
         hidden = _decoder(lm)(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True,

@@ -87,7 +87,7 @@ class LogProbModel(torch.nn.Module):
         positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each prompt starts at 0
         with torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=autocast), own_attention(self.lm):
             hidden = self.lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
-                                           position_ids=positions).last_hidden_state  # (B, W+T, H)
+                                           position_ids=positions, use_cache=False).last_hidden_state  # (B, W+T, H)
         W = prompt_width
         h = hidden[:, W - 1:-1]  # (B, T, H): the states that predict completion tokens
         return grpo.masked_token_logprobs(h, self.lm.get_output_embeddings().weight, input_ids[:, W:], mask,
@@ -253,7 +253,8 @@ class SharedPrompts:
 def _shared_prompts(u: UpdateSettings, policy: Any, batch: TokenBatch | None, sharded: bool,
                     device: torch.device) -> SharedPrompts | None:
     """The prompts to forward once each (`rlvr.prefix`), or None where rows run whole: prompt
-    sharing off, a sharded policy, gradient checkpointing, or no prompt that repeats."""
+    sharing off, a sharded policy, transformers' gradient checkpointing (rlvr's own,
+    `rlvr.recompute`, keeps sharing), or no prompt that repeats."""
     lm = policy.lm if isinstance(policy, LogProbModel) else policy
     if not u.share_prompts or sharded or batch is None or checkpointed(lm):
         return None

@@ -49,11 +49,15 @@ def test_sequence_logprobs_match_a_plain_forward(tiny_model_dir):
         assert (logp[i, len(c.completion_ids):] == 0).all()
 
 
-def sgd_update(model_dir, cfg, batch, adv, rows, with_reference):
+def sgd_update(model_dir, cfg, batch, adv, rows, with_reference, recompute=False):
     """One update of a float64 tiny model (only the arithmetic's order can differ) by SGD at lr 1:
     its statistics and each parameter's change. The reference, if any, differs from the policy,
-    so that the KL term matters."""
+    so that the KL term matters. `recompute`: rlvr's activation checkpointing on the policy."""
     model = load_model(str(model_dir), dtype="float64")
+    if recompute:
+        from rlvr import recompute as rc
+
+        rc.enable(model)
     ref = load_model(str(model_dir), dtype="float64") if with_reference else None
     if ref is not None:
         with torch.no_grad():
