@@ -17,7 +17,8 @@ of every step.
 The engine owns its sampling model. With `dtype="same"` it samples from the trainer's model in
 place (nothing to sync; LoRA adapters sample as they are). With another dtype (bf16 where bf16 is
 fast) it keeps its own copy in that dtype and `update_weights` copies the parameters into it after
-each optimiser step. Buffers stay in the trainer's precision: RoPE's `inv_freq` cast to bf16 puts
+each optimiser step. Between a sampling and the next `update_weights` the copy's parameters are
+dropped, so the update runs without them in memory (a quarter of the fp32 policy's size in bf16). Buffers stay in the trainer's precision: RoPE's `inv_freq` cast to bf16 puts
 a phase error of about 0.3 rad on position 200, and the sampler would not be the policy trained.
 
 It does not do continuous batching or paged attention: use the vLLM engine for that.
@@ -119,6 +120,8 @@ class HFRolloutEngine:
                               "(an encoder-decoder, or attention outside transformers' interface); use 'generate'")
         self.tokenizer, self.batch_size, self.static_cache = tokenizer, batch_size, static_cache
         self.model = model if dtype == "same" else sampling_copy(model, dtype)
+        self.source = None if self.model is model else model  # what the copy's parameters come from
+        self.released = False  # the copy's parameters are dropped until the next sampling
         self.eos_ids = eos_ids(model, tokenizer)
         if loop == "auto":
             loop = "own" if self.model.device.type == "cpu" and decode.supports(model) else "generate"
@@ -129,10 +132,26 @@ class HFRolloutEngine:
         """Copy `model`'s parameters into the sampling copy (nothing to do when sampling in place)."""
         if self.model is model:
             return
+        self.source = model
         for (name, dst), (src_name, src) in zip(self.model.named_parameters(), model.named_parameters()):
             if name != src_name:
                 raise ValueError(f"sampling copy and model differ: {name} vs {src_name}")
-            dst.copy_(sharding.full_tensor(src))  # a sharded (FSDP) policy: gathered one tensor at a time
+            full = sharding.full_tensor(src)  # a sharded (FSDP) policy: gathered one tensor at a time
+            if self.released:
+                dst.data = full.detach().to(dst.dtype)
+            else:
+                dst.copy_(full)
+        self.released = False
+
+    def _release(self) -> None:
+        """Drop the sampling copy's parameters after sampling, so the update that follows runs
+        without them in memory; `update_weights` (or the next sampling) makes them again. Not for a
+        sharded source: gathering it takes every rank, at the trainer's `update_weights` only."""
+        if self.source is None or sharding.is_sharded(self.source):
+            return
+        for param in self.model.parameters():
+            param.data = torch.empty(0, dtype=param.dtype, device=param.device)
+        self.released = True
 
     def close(self) -> None:
         self.model = None
@@ -149,6 +168,14 @@ class HFRolloutEngine:
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         """With `params.seed`, sample j of prompt i comes from its own stream seeded by
         (seed, params.first_index + i, j): the same whatever the batch size or the other prompts."""
+        if self.released:
+            self.update_weights(self.source)
+        try:
+            return self._generate(prompts, params)
+        finally:
+            self._release()
+
+    def _generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         encoded = [self.encode(p) for p in prompts]
         seeds = [row_seed(params.seed, params.first_index + i, j) if params.seed is not None else None
                  for i in range(len(prompts)) for j in range(params.n)]

@@ -52,6 +52,29 @@ def test_update_weights_makes_the_copy_sample_from_the_new_policy(policy, tiny_m
     assert not torch.allclose(before, after)
 
 
+def test_the_copy_is_dropped_between_sampling_and_update_and_samples_as_if_kept(policy, tiny_model_dir):
+    """After sampling, the bf16 copy's parameters are dropped (the update runs without them);
+    `update_weights` or the next sampling makes them again, and sampling is what it would be
+    from a copy kept all along."""
+    model, tok = policy
+    trained = load_model(str(tiny_model_dir))
+    engine = build_engine("hf", trained, tok, dtype="bfloat16")
+    params = SamplingParams(n=2, max_new_tokens=8, seed=3)
+    engine.generate(["What is 2 + 3?"], params)
+    assert engine.released and all(p.numel() == 0 for p in engine.model.parameters())
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.05)
+    engine.update_weights(trained)
+    assert not engine.released
+    kept = build_engine("hf", trained, tok, dtype="bfloat16")  # made from the new weights, never dropped
+    for a, b in zip(engine.model.parameters(), kept.model.parameters()):
+        assert a.dtype == torch.bfloat16 and torch.equal(a, b)
+    again = engine.generate(["What is 7 + 1?"], params)
+    assert again == kept.generate(["What is 7 + 1?"], params)
+    assert engine.generate(["What is 7 + 1?"], params) == again  # sampled again with no update between
+
+
 def test_sampling_log_probs_agree_with_the_trainers_within_bf16_tolerance(policy):
     model, tok = policy
     engine = build_engine("hf", model, tok, dtype="bfloat16")
