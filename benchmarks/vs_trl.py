@@ -13,7 +13,8 @@ in its own order.
 Each trainer runs `--steps` steps in its own subprocess, one after the other, with the same thread
 count: rlvr through `rlvr train` (its CLI entry point, in-process in the child, with a YAML config),
 TRL with `use_vllm=False` and its defaults otherwise (gradient checkpointing on unless
-`--trl-gradient-checkpointing off`; `both` runs TRL twice). TRL 1.16 is installed into its own
+`--trl-gradient-checkpointing off`; `both` runs TRL twice). rlvr runs with its defaults (no
+activation checkpointing) unless `--rlvr-gradient-checkpointing on` (or `both`). TRL 1.16 is installed into its own
 virtual environment over the same torch and transformers (`venv --system-site-packages`, then
 `pip install --no-deps`), never into rlvr's dependencies; `--wheels DIR` installs it, and any other
 wheel in DIR, offline.
@@ -372,7 +373,7 @@ def summarize(variant: str, spec: dict, result: dict) -> dict:
     generate = sum(s["generate"] for s in timed)
     memory = {k: round(v, 3) for k, v in result.items() if k.endswith("_gib")}
     return {
-        "trainer": variant, **({"rlvr_args": spec["rlvr_args"]} if variant == "rlvr" else {}),
+        "trainer": variant, **({"rlvr_args": spec["rlvr_args"]} if variant.startswith("rlvr") else {}),
         "device": spec["device"], "threads": result["torch_threads"],
         "steps": len(result["steps"]), "step_s": [round(s["step"], 2) for s in result["steps"]],
         "median_step_s": round(statistics.median(s["step"] for s in timed), 3),
@@ -385,12 +386,13 @@ def summarize(variant: str, spec: dict, result: dict) -> dict:
 
 
 def ratios(rows: list[dict], device: str) -> dict:
-    """rlvr over each TRL run: step time, peak memory (RSS on CPU, CUDA allocation on GPU), tokens/s."""
+    """Each rlvr run over each TRL run: step time, peak memory (RSS on CPU, CUDA allocation on GPU),
+    tokens/s."""
     memory = "cuda_max_allocated_gib" if device == "cuda" else "peak_rss_gib"
-    ours = rows[0]
     out = {}
-    for theirs in rows[1:]:
-        out[f"rlvr/{theirs['trainer']}"] = {
+    pairs = [(o, t) for o in rows if o["trainer"].startswith("rlvr") for t in rows if t["trainer"].startswith("trl")]
+    for ours, theirs in pairs:
+        out[f"{ours['trainer']}/{theirs['trainer']}"] = {
             "median_step_s": round(ours["median_step_s"] / theirs["median_step_s"], 3),
             memory: round(ours[memory] / theirs[memory], 3),
             "gen_tokens_per_s": round(ours["gen_tokens_per_s"] / theirs["gen_tokens_per_s"], 3)
@@ -405,6 +407,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of each trainer (default: this process's)")
     parser.add_argument("--trl-gradient-checkpointing", choices=["on", "off", "both"], default="on")
+    parser.add_argument("--rlvr-gradient-checkpointing", choices=["on", "off", "both"], default="off",
+                        help="rlvr's model.gradient_checkpointing (its default: off)")
     parser.add_argument("--rlvr-only", action="store_true", help="measure rlvr alone (no TRL, no ratios)")
     parser.add_argument("--random-weights", action="store_true", help="SmolLM2-135M config, seeded random weights")
     parser.add_argument("--tiny", action="store_true", help="random weights, two small layers: a smoke test")
@@ -455,7 +459,9 @@ def main() -> int:
             "batch": batch, "micro_batch": micro, "max_new_tokens": args.max_new_tokens,
             "rlvr_model": rlvr_model, "trl_model": trl_model, "rlvr_args": args.rlvr_args,
             "train": str(work / "train.jsonl"), "test": str(work / "test.jsonl")}
-    runs = [("rlvr", "rlvr", sys.executable, {})]
+    runs = [("rlvr", "rlvr" if gc == "off" else "rlvr-gc-on", sys.executable,
+             {"rlvr_args": args.rlvr_args + ["--model.gradient_checkpointing=true"] * (gc == "on")})
+            for gc in (["off", "on"] if args.rlvr_gradient_checkpointing == "both" else [args.rlvr_gradient_checkpointing])]
     for gc in ([] if args.rlvr_only else ["on", "off"] if args.trl_gradient_checkpointing == "both"
                else [args.trl_gradient_checkpointing]):
         runs.append(("trl", f"trl-gc-{gc}", trl, {"gradient_checkpointing": gc == "on"}))
@@ -466,7 +472,7 @@ def main() -> int:
         except BenchError as exc:
             print(f"vs_trl: {exc}", file=sys.stderr)
             return 1
-        lines.append(summarize(variant, spec, result))
+        lines.append(summarize(variant, {**spec, **extra}, result))
         print(json.dumps(lines[-1]), flush=True)
     if not args.rlvr_only:
         lines.append(ratios(lines, args.device))
