@@ -72,20 +72,23 @@ def soft_overlong_penalty(lengths: torch.Tensor, max_len: int, cache_len: int) -
 
 
 def selective_log_softmax(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                          temperature: float = 1.0, chunk_tokens: int = 512
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
+                          temperature: float = 1.0, chunk_tokens: int = 512,
+                          backward_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """log p(target) and entropy at each position, without materialising all logits at once.
 
     hidden: (N, H) final hidden states at the positions that predict `targets` (N,);
     weight: (V, H) output embedding. Logits are made chunk by chunk (at least fp32) and, when grad is
     enabled, made again in backward (`_HeadLogProb`), so peak memory is one chunk of
     (chunk_tokens, V) instead of (N, V). Returns (logp (N,), entropy (N,) detached).
+    `backward_dtype` (bf16 under autocast): the dtype of backward's two products with the head,
+    as autocast computes every other linear layer's backward; the log-probs, and the softmax that
+    backward forms, stay at least fp32.
     """
     logps, ents = [], []
     for s in range(0, hidden.shape[0], chunk_tokens):
         h, t = hidden[s:s + chunk_tokens], targets[s:s + chunk_tokens]
         if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
-            lp, ent = _HeadLogProb.apply(h, weight, t, temperature)
+            lp, ent = _HeadLogProb.apply(h, weight, t, temperature, backward_dtype)
         else:
             lp, ent, _ = _chunk_logp(h, weight, t, temperature)
         logps.append(lp)
@@ -97,11 +100,13 @@ def selective_log_softmax(hidden: torch.Tensor, weight: torch.Tensor, targets: t
 
 
 def masked_token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
-                          temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+                          temperature: float, autocast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log-probs and entropies (B, T), 0 where `mask` (B, T) is 0: h (B, T, H) are the
-    states predicting `targets` (B, T), `weight` (V, H) the output head (`selective_log_softmax`)."""
+    states predicting `targets` (B, T), `weight` (V, H) the output head (`selective_log_softmax`,
+    its backward products in bf16 under `autocast`)."""
     sel = mask.bool()
-    lp, ent = selective_log_softmax(h[sel], weight, targets[sel], temperature)
+    lp, ent = selective_log_softmax(h[sel], weight, targets[sel], temperature,
+                                    backward_dtype=torch.bfloat16 if autocast else None)
     logp = torch.zeros(sel.shape, device=lp.device, dtype=lp.dtype).masked_scatter(sel, lp)
     entropy = torch.zeros(sel.shape, device=ent.device, dtype=ent.dtype).masked_scatter(sel, ent)
     return logp, entropy
@@ -133,11 +138,12 @@ class _HeadLogProb(torch.autograd.Function):
     without re-running the forward's log-sum-exp and entropy). The entropy is returned detached."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float):
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float,
+                backward_dtype: torch.dtype | None):
         with torch.no_grad():
             logp, entropy, lse = _chunk_logp(h, weight, t, temperature)
         ctx.save_for_backward(h, weight, t, lse)
-        ctx.temperature = temperature
+        ctx.temperature, ctx.backward_dtype = temperature, backward_dtype or h.dtype
         ctx.mark_non_differentiable(entropy)
         return logp, entropy
 
@@ -149,10 +155,11 @@ class _HeadLogProb(torch.autograd.Function):
         grad.scatter_add_(-1, t[:, None], grad_logp[:, None].to(grad.dtype))
         if T != 1.0:
             grad.div_(T)
-        grad = grad.to(h.dtype)
-        grad_h = grad @ weight.to(h.dtype) if ctx.needs_input_grad[0] else None
-        grad_w = (grad.t() @ h).to(weight.dtype) if ctx.needs_input_grad[1] else None
-        return grad_h, grad_w, None, None
+        low = ctx.backward_dtype
+        grad = grad.to(low)
+        grad_h = (grad @ weight.to(low)).to(h.dtype) if ctx.needs_input_grad[0] else None
+        grad_w = (grad.t() @ h.to(low)).to(weight.dtype) if ctx.needs_input_grad[1] else None
+        return grad_h, grad_w, None, None, None
 
 
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:

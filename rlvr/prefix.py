@@ -95,7 +95,8 @@ def completion_logprobs(lm: Any, prompts: PromptStates, rows: torch.Tensor, comp
         hidden = _decoder(lm)(input_ids=completion, attention_mask=attention, position_ids=positions,
                               use_cache=True, **{cache_keyword(_decoder(lm)): cache}).last_hidden_state  # (b, T, H)
     h = torch.cat([last[:, None].to(hidden.dtype), hidden[:, :-1]], dim=1)  # the states predicting each token
-    return grpo.masked_token_logprobs(h, lm.get_output_embeddings().weight, completion, mask, temperature)
+    return grpo.masked_token_logprobs(h, lm.get_output_embeddings().weight, completion, mask, temperature,
+                                      autocast)
 
 
 def _filled_layer(keys: torch.Tensor, values: torch.Tensor) -> DynamicLayer:

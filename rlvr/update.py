@@ -91,7 +91,7 @@ class LogProbModel(torch.nn.Module):
         W = prompt_width
         h = hidden[:, W - 1:-1]  # (B, T, H): the states that predict completion tokens
         return grpo.masked_token_logprobs(h, self.lm.get_output_embeddings().weight, input_ids[:, W:], mask,
-                                          temperature)
+                                          temperature, autocast)
 
 
 def logprob_model(model: Any) -> LogProbModel:

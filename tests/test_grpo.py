@@ -121,6 +121,24 @@ def test_selective_log_softmax_equals_full_log_softmax_with_gradients():
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g1, g2))
 
 
+def test_the_heads_backward_in_bf16_keeps_the_log_probs_and_rounds_only_the_gradient():
+    """Under autocast the head's two backward products run in bf16, as every other linear layer's
+    do: the log-probs are those of fp32, the gradients agree to bf16 rounding (and do differ)."""
+    torch.manual_seed(0)
+    hidden = torch.randn(37, 16, requires_grad=True)
+    weight = torch.randn(300, 16, requires_grad=True)
+    targets = torch.randint(0, 300, (37,))
+    exact, _ = grpo.selective_log_softmax(hidden, weight, targets, temperature=0.7, chunk_tokens=8)
+    low, _ = grpo.selective_log_softmax(hidden, weight, targets, temperature=0.7, chunk_tokens=8,
+                                        backward_dtype=torch.bfloat16)
+    assert torch.equal(exact, low)
+    g_exact = torch.autograd.grad(exact.sum(), (hidden, weight))
+    g_low = torch.autograd.grad(low.sum(), (hidden, weight))
+    for a, b in zip(g_exact, g_low):
+        assert b.dtype == torch.float32 and not torch.equal(a, b)
+        assert (a - b).norm() < 1e-2 * a.norm()
+
+
 def test_truncated_importance_weight_is_capped_and_detached():
     old = torch.tensor([0.0, 0.0], requires_grad=True)
     w = grpo.truncated_is_weight(old, torch.log(torch.tensor([0.25, 2.0])), cap=2.0)
