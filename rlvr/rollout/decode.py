@@ -10,7 +10,7 @@ changes the rest:
 - each distinct prompt is prefilled once and its cache repeated for its samples (G = 8 samples
   of a prompt cost one prefill, not eight);
 - `GrowingLayer` preallocates each layer's keys and values for the whole completion and writes
-  each new token in place;
+  each new token in place; attention reads the whole buffers, the unwritten part masked;
 - attention is `rlvr.attention.grouped_attention`: two batched matrix products over the key/value
   heads, where the CPU SDPA kernel is slow for one query token;
 - rows that have emitted EOS are removed from the batch once they make up an eighth of it, so
@@ -36,8 +36,11 @@ COMPACT_FRACTION = 8  # drop finished rows once they are 1/8 of the batch
 
 
 class GrowingLayer(DynamicLayer):
-    """One layer's keys and values (B, heads, capacity, head_dim), written in place; `update`
-    returns views of the filled part, so attention spans the tokens seen and no more."""
+    """One layer's keys and values (B, heads, capacity, head_dim), zeros until written, each new
+    token written in place. For one new token `update` returns the whole buffers (the loop's mask
+    hides the positions not yet written): a view of the filled part would be copied by every
+    batched product that reads it (their CPU kernels take only contiguous batches), the whole
+    cache of every layer at every step. For several tokens (the prefill) it returns that view."""
 
     def __init__(self, capacity: int):
         super().__init__()
@@ -47,8 +50,8 @@ class GrowingLayer(DynamicLayer):
                **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             B, H, _, D = key_states.shape
-            self.keys = key_states.new_empty((B, H, self.capacity, D))
-            self.values = value_states.new_empty((B, H, self.capacity, value_states.shape[-1]))
+            self.keys = key_states.new_zeros((B, H, self.capacity, D))
+            self.values = value_states.new_zeros((B, H, self.capacity, value_states.shape[-1]))
             self.device, self.is_initialized = key_states.device, True
         end = self.length + key_states.shape[-2]
         if end > self.capacity:
@@ -56,6 +59,8 @@ class GrowingLayer(DynamicLayer):
         self.keys[:, :, self.length:end] = key_states
         self.values[:, :, self.length:end] = value_states
         self.length = end
+        if key_states.shape[-2] == 1:
+            return self.keys, self.values
         return self.keys[:, :, :end], self.values[:, :, :end]
 
     def get_seq_length(self) -> int:
@@ -67,12 +72,8 @@ class GrowingLayer(DynamicLayer):
             self.values = self.values.repeat_interleave(repeats, dim=0)
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        if self.is_initialized:  # only the filled part is copied
-            n = self.length
-            keys, values = self.keys[indices, :, :n], self.values[indices, :, :n]
-            self.keys = keys.new_empty((len(indices), *self.keys.shape[1:]))
-            self.values = values.new_empty((len(indices), *self.values.shape[1:]))
-            self.keys[:, :, :n], self.values[:, :, :n] = keys, values
+        if self.is_initialized:
+            self.keys, self.values = self.keys[indices], self.values[indices]
 
 
 def supports(model: Any) -> bool:
@@ -94,8 +95,9 @@ def sample_rows(model: Any, prompts: Sequence[Sequence[int]], repeats: Sequence[
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[pad_id] * (width - len(p)) + list(p) for p in prompts], device=device)
-    attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    prompt_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+    attention = torch.cat([prompt_mask, prompt_mask.new_zeros((len(prompts), max_new_tokens))], dim=1)
     layers = model.config.get_text_config().num_hidden_layers
     cache = Cache(layers=[GrowingLayer(width + max_new_tokens) for _ in range(layers)])
     counts = torch.tensor(list(repeats), device=device)
@@ -106,7 +108,7 @@ def sample_rows(model: Any, prompts: Sequence[Sequence[int]], repeats: Sequence[
     eos = torch.tensor(list(eos_ids), device=device)
     kv = {cache_keyword(model): cache}
     with own_attention(model):
-        scores = model(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True,
+        scores = model(input_ids=ids, attention_mask=prompt_mask, position_ids=positions, use_cache=True,
                        logits_to_keep=1, **kv).logits[:, -1]
         cache.batch_repeat_interleave(counts)
         scores, attention = scores.repeat_interleave(counts, 0), attention.repeat_interleave(counts, 0)
@@ -125,9 +127,10 @@ def sample_rows(model: Any, prompts: Sequence[Sequence[int]], repeats: Sequence[
                 keep = (~done).nonzero().flatten()
                 cache.batch_select_indices(keep)
                 alive, tok, attention, last, done = alive[keep], tok[keep], attention[keep], last[keep], done[keep]
-            attention = torch.cat([attention, attention.new_ones((len(alive), 1))], dim=1)
+            attention[:, width + t] = 1  # token t goes into the cache now
             last = last + 1
-            scores = model(input_ids=tok[:, None], attention_mask=attention, position_ids=last[:, None],
+            visible = attention[:, None, None, :].bool()  # (B, 1, 1, capacity); a 4D mask is used as given
+            scores = model(input_ids=tok[:, None], attention_mask=visible, position_ids=last[:, None],
                            use_cache=True, **kv).logits[:, -1]
     n = lengths.tolist()
     return ([row[:k] for row, k in zip(tokens.tolist(), n)], [row[:k] for row, k in zip(logps.tolist(), n)])
