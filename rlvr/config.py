@@ -38,7 +38,7 @@ class ModelConfig:
     rollout_dtype: Literal["auto", "same", "bfloat16", "float32"] = "auto"  # sampling copy; auto: bf16 where the hardware has fast bf16
     train_autocast: Union[bool, Literal["auto"]] = "auto"  # bf16 autocast of the trainer's forward/backward over fp32 weights
     device: str = "auto"  # "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1", ...
-    gradient_checkpointing: bool = False  # trade compute for activation memory
+    gradient_checkpointing: bool = False  # keep each decoder layer's input only, run it again in backward (rlvr.recompute)
     fsdp: bool = False  # under torchrun: shard policy, reference, gradients and AdamW state over ranks (FSDP2; full fine-tuning, HF engine)
     lora: LoraConfig = field(default_factory=LoraConfig)
 
@@ -90,7 +90,7 @@ class OptimConfig:
     schedule: Literal["constant", "cosine", "linear"] = "constant"  # after warm-up
     max_grad_norm: float = 1.0  # 0 = no clipping
     micro_batch_size: int = 16  # sequences per forward/backward; gradients accumulate to the batch
-    share_prompts: bool = True  # forward each distinct prompt once per update, not once per sample (exact; off under FSDP and gradient checkpointing)
+    share_prompts: bool = True  # forward each distinct prompt once per update, not once per sample (exact; off under FSDP)
 
 
 @dataclass(frozen=True)
