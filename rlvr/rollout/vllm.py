@@ -32,6 +32,7 @@ A missing or broken vLLM is a `ConfigError` naming what to install.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -89,7 +90,8 @@ class VLLMEngine:
                         logprobs_mode="processed_logprobs",
                         worker_extension_cls=f"{__name__}.WeightReload")
             args.update(cpu_scheduling(model, max_model_len))
-            self.llm = vllm.LLM(**{**args, **dict(engine_args or {})})
+            with engine_environment():
+                self.llm = vllm.LLM(**{**args, **dict(engine_args or {})})
         except BaseException:
             self.close()
             raise
@@ -207,6 +209,25 @@ def cpu_scheduling(model: Any, max_model_len: int) -> dict[str, Any]:
     longest = max_model_len or getattr(_base_model(model).config, "max_position_embeddings", 0) or 0
     return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(longest, 4096),
             **({"max_model_len": longest} if longest else {})}
+
+
+@contextlib.contextmanager
+def engine_environment() -> Iterator[None]:
+    """The environment the engine's processes start with. On CPU, vLLM binds its worker to cores of
+    its own choosing (one on a 2-core machine) and sets the worker's OpenMP threads to match, but
+    an inherited `MKL_NUM_THREADS` stays as the trainer set it: MKL's threads then outnumber the
+    bound cores and spin-wait on one another. Seen on a 2-core CPU with `MKL_NUM_THREADS=2`: a
+    first step that takes under a minute (engine start included) had not finished after 2 to 4.5
+    minutes. The engine's processes start without it, so MKL follows the OpenMP setting vLLM
+    makes; the trainer keeps its own."""
+    from vllm.platforms import current_platform
+
+    saved = os.environ.pop("MKL_NUM_THREADS", None) if current_platform.is_cpu() else None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["MKL_NUM_THREADS"] = saved
 
 
 def _base_model(model: Any) -> Any:

@@ -10,6 +10,7 @@ engine there), after it they must agree within bf16 tolerance.
 """
 
 import json
+import os
 import sys
 
 import pytest
@@ -60,6 +61,21 @@ def _vllm_engine_class():
     from rlvr.rollout.vllm import VLLMEngine
 
     return VLLMEngine
+
+
+def test_the_engine_processes_start_without_the_trainers_mkl_threads_on_cpu(monkeypatch):
+    """On CPU an inherited MKL_NUM_THREADS above the cores vLLM binds made its worker spin-wait
+    (a rollout of seconds ran for minutes): the engine starts without it, the trainer keeps it."""
+    _vllm_engine_class()
+    from vllm.platforms import current_platform
+
+    from rlvr.rollout.vllm import engine_environment
+
+    monkeypatch.setenv("MKL_NUM_THREADS", "2")
+    with engine_environment():
+        inside = os.environ.get("MKL_NUM_THREADS")
+    assert os.environ["MKL_NUM_THREADS"] == "2"
+    assert inside == (None if current_platform.is_cpu() else "2")
 
 
 def trainer_logprobs(model, prompt_ids, completion_ids):
