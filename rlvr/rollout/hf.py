@@ -18,7 +18,8 @@ The engine owns its sampling model. With `dtype="same"` it samples from the trai
 place (nothing to sync; LoRA adapters sample as they are). With another dtype (bf16 where bf16 is
 fast) it keeps its own copy in that dtype and `update_weights` copies the parameters into it after
 each optimiser step. Between a sampling and the next `update_weights` the copy's parameters are
-dropped, so the update runs without them in memory (a quarter of the fp32 policy's size in bf16). Buffers stay in the trainer's precision: RoPE's `inv_freq` cast to bf16 puts
+dropped, so the update runs without them in memory (a quarter of the fp32 policy's size in bf16).
+Buffers stay in the trainer's precision: RoPE's `inv_freq` cast to bf16 puts
 a phase error of about 0.3 rad on position 200, and the sampler would not be the policy trained.
 
 It does not do continuous batching or paged attention: use the vLLM engine for that.
@@ -138,7 +139,7 @@ class HFRolloutEngine:
                 raise ValueError(f"sampling copy and model differ: {name} vs {src_name}")
             full = sharding.full_tensor(src)  # a sharded (FSDP) policy: gathered one tensor at a time
             if self.released:
-                dst.data = full.detach().to(dst.dtype)
+                dst.data = full.detach().to(dst.dtype, copy=True)  # its own storage, even in the same dtype
             else:
                 dst.copy_(full)
         self.released = False

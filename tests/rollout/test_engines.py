@@ -75,6 +75,16 @@ def test_the_copy_is_dropped_between_sampling_and_update_and_samples_as_if_kept(
     assert engine.generate(["What is 7 + 1?"], params) == again  # sampled again with no update between
 
 
+def test_a_copy_made_again_in_the_policys_own_dtype_has_its_own_storage(policy, tiny_model_dir):
+    model, tok = policy
+    trained = load_model(str(tiny_model_dir))
+    engine = HFRolloutEngine(trained, tok, dtype="float32")  # a copy, though in the policy's dtype
+    engine.generate(["What is 2 + 3?"], SamplingParams(n=1, max_new_tokens=4, seed=0))
+    engine.update_weights(trained)
+    ours = {p.untyped_storage().data_ptr() for p in engine.model.parameters()}
+    assert not ours & {p.untyped_storage().data_ptr() for p in trained.parameters()}
+
+
 def test_sampling_log_probs_agree_with_the_trainers_within_bf16_tolerance(policy):
     model, tok = policy
     engine = build_engine("hf", model, tok, dtype="bfloat16")
