@@ -6,7 +6,8 @@ serve the update: it drops the KV cache (so `rlvr.prefix` could not continue sha
 its recomputation runs after the forward's block, with the model's default attention rather than
 `rlvr.attention`'s. Here each layer's replay sees what its first run saw:
 - the cache layer as it was before the layer appended its keys and values (its attributes are
-  restored first, so the replay appends to the prompt's keys again, not to its own);
+  restored first, so the replay appends to the prompt's keys again, not to its own); after the
+  replay the layer holds the first run's again, so the replay's graph is freed with its backward;
 - the same attention implementation;
 - the same autocast state and RNG (`torch.utils.checkpoint`, non-reentrant).
 So gradients equal those of the forward kept whole (the tests hold them to it).
@@ -59,12 +60,18 @@ def _checkpointed(lm: Any, forward: Any, index: int, *args: Any, **kwargs: Any) 
         return forward(*args, **kwargs)            # to restore the replay to, so this layer runs whole
     cached = caches[0].layers[index] if caches else None
     before = dict(vars(cached)) if cached is not None else None
+    after: dict[str, Any] = {}
     own = using_own_attention(lm)
 
     def run(*inputs: Any) -> Any:
+        replay = bool(after)
         if cached is not None:
             vars(cached).update(before)
-        with own_attention(lm) if own else contextlib.nullcontext():
-            return forward(*inputs, **kwargs)
+        try:
+            with own_attention(lm) if own else contextlib.nullcontext():
+                return forward(*inputs, **kwargs)
+        finally:  # the replay's keys and values would hold its graph (and every tensor it saved)
+            if cached is not None:  # until the whole backward ends: the cache gets the first run's back
+                vars(cached).update(after) if replay else after.update(vars(cached))
 
     return checkpoint(run, *args, use_reentrant=False)

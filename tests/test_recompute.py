@@ -97,3 +97,25 @@ def test_the_shared_prompts_forward_is_checkpointed_too(tiny_model_dir):
             prefix.prompt_states(model, ids, attention, autocast=False)
         sizes.append(total)
     assert sizes[1] < sizes[0] / 2, sizes
+
+
+def test_the_replay_leaves_the_cache_as_the_first_run_left_it(tiny_model_dir):
+    """A replay appends its own keys and values to the restored cache layer; left there, they would
+    keep the replay's graph (every tensor it saved) alive until the whole backward ends."""
+    from transformers.cache_utils import Cache, DynamicLayer
+
+    from rlvr.attention import cache_keyword
+
+    model = load_model(str(tiny_model_dir), dtype="float64")
+    recompute.enable(model)
+    decoder = model.get_decoder()
+    prompt, completion = torch.randint(3, 60, (2, 5)), torch.randint(3, 60, (2, 4))
+    cache = Cache(layers=[DynamicLayer() for _ in recompute.decoder_layers(model)])
+    with torch.no_grad():
+        decoder(input_ids=prompt, use_cache=True, **{cache_keyword(decoder): cache})
+    hidden = decoder(input_ids=completion, use_cache=True, **{cache_keyword(decoder): cache},
+                     position_ids=torch.arange(5, 9).expand(2, -1)).last_hidden_state
+    first = [(layer.keys, layer.values) for layer in cache.layers]
+    hidden.pow(2).sum().backward()
+    assert all(layer.keys is k and layer.values is v for layer, (k, v) in zip(cache.layers, first))
+    assert all(layer.keys.shape[2] == 9 for layer in cache.layers)
