@@ -13,7 +13,9 @@ in its own order.
 Each trainer runs `--steps` steps in its own subprocess, one after the other, with the same thread
 count: rlvr through `rlvr train` (its CLI entry point, in-process in the child, with a YAML config),
 TRL with `use_vllm=False` and its defaults otherwise (gradient checkpointing on unless
-`--trl-gradient-checkpointing off`; `both` runs TRL twice). rlvr runs with its defaults (no
+`--trl-gradient-checkpointing off`; `both` runs TRL twice). The rlvr child starts with the
+allocator the `rlvr` command preloads (`rlvr.allocator`: tcmalloc where the system has it); TRL's
+with glibc's malloc, unless `--trl-allocator rlvr` gives it the same (like for like). rlvr runs with its defaults (no
 activation checkpointing) unless `--rlvr-gradient-checkpointing on` (or `both`). TRL 1.16 is installed into its own
 virtual environment over the same torch and transformers (`venv --system-site-packages`, then
 `pip install --no-deps`), never into rlvr's dependencies; `--wheels DIR` installs it, and any other
@@ -353,9 +355,14 @@ def run_child(python: str, trainer: str, spec: dict) -> dict:
     spec_path.write_text(json.dumps(spec))
     Path(spec["result"]).unlink(missing_ok=True)
     threads = str(spec["threads"])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    env = {**{k: v for k, v in os.environ.items() if k != "LD_PRELOAD"},
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TOKENIZERS_PARALLELISM": "false",
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    if spec["allocator"] == "rlvr":  # as the `rlvr` command starts itself
+        from rlvr.allocator import preload_environment
+
+        env = preload_environment(env) or env
     t0 = time.perf_counter()
     code = subprocess.run([python, str(Path(__file__).resolve()), "--worker", trainer, "--spec", str(spec_path)],
                           env=env, stdout=sys.stderr).returncode
@@ -363,6 +370,7 @@ def run_child(python: str, trainer: str, spec: dict) -> dict:
         raise BenchError(f"{spec['variant']}: the {trainer} child exited {code} (its output is above)")
     result = json.loads(Path(spec["result"]).read_text())
     result["process_wall_s"] = time.perf_counter() - t0
+    result["allocator"] = env.get("LD_PRELOAD") or "glibc"
     return result
 
 
@@ -381,7 +389,8 @@ def summarize(variant: str, spec: dict, result: dict) -> dict:
         "completion_len_mean": round(sum(s["tokens"] for s in timed) / len(timed) / spec["batch"], 1),
         **memory, "split_s": {k: round(statistics.median(s.get(k, 0.0) for s in timed), 3) for k in phases},
         "split_missing": result["split_missing"], "split_note": result["split_note"],
-        "process_wall_s": round(result["process_wall_s"], 1), "versions": result["versions"],
+        "process_wall_s": round(result["process_wall_s"], 1), "allocator": result["allocator"],
+        "versions": result["versions"],
     }
 
 
@@ -409,6 +418,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trl-gradient-checkpointing", choices=["on", "off", "both"], default="on")
     parser.add_argument("--rlvr-gradient-checkpointing", choices=["on", "off", "both"], default="off",
                         help="rlvr's model.gradient_checkpointing (its default: off)")
+    parser.add_argument("--trl-allocator", choices=["system", "rlvr"], default="system",
+                        help="TRL's malloc: glibc's (default), or the one the rlvr command preloads")
     parser.add_argument("--rlvr-only", action="store_true", help="measure rlvr alone (no TRL, no ratios)")
     parser.add_argument("--random-weights", action="store_true", help="SmolLM2-135M config, seeded random weights")
     parser.add_argument("--tiny", action="store_true", help="random weights, two small layers: a smoke test")
@@ -460,11 +471,13 @@ def main() -> int:
             "rlvr_model": rlvr_model, "trl_model": trl_model, "rlvr_args": args.rlvr_args,
             "train": str(work / "train.jsonl"), "test": str(work / "test.jsonl")}
     runs = [("rlvr", "rlvr" if gc == "off" else "rlvr-gc-on", sys.executable,
-             {"rlvr_args": args.rlvr_args + ["--model.gradient_checkpointing=true"] * (gc == "on")})
+             {"rlvr_args": args.rlvr_args + ["--model.gradient_checkpointing=true"] * (gc == "on"),
+              "allocator": "rlvr"})
             for gc in (["off", "on"] if args.rlvr_gradient_checkpointing == "both" else [args.rlvr_gradient_checkpointing])]
     for gc in ([] if args.rlvr_only else ["on", "off"] if args.trl_gradient_checkpointing == "both"
                else [args.trl_gradient_checkpointing]):
-        runs.append(("trl", f"trl-gc-{gc}", trl, {"gradient_checkpointing": gc == "on"}))
+        runs.append(("trl", f"trl-gc-{gc}", trl,
+                     {"gradient_checkpointing": gc == "on", "allocator": args.trl_allocator}))
     lines = []
     for trainer, variant, python, extra in runs:
         try:

