@@ -84,19 +84,13 @@ def selective_log_softmax(hidden: torch.Tensor, weight: torch.Tensor, targets: t
     as autocast computes every other linear layer's backward; the log-probs, and the softmax that
     backward forms, stay at least fp32.
     """
-    logps, ents = [], []
-    for s in range(0, hidden.shape[0], chunk_tokens):
-        h, t = hidden[s:s + chunk_tokens], targets[s:s + chunk_tokens]
-        if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
-            lp, ent = _HeadLogProb.apply(h, weight, t, temperature, backward_dtype)
-        else:
-            lp, ent, _ = _chunk_logp(h, weight, t, temperature)
-        logps.append(lp)
-        ents.append(ent)
-    if not logps:
+    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
+        return _HeadLogProb.apply(hidden, weight, targets, temperature, chunk_tokens, backward_dtype)
+    if hidden.shape[0] == 0:
         empty = hidden.new_zeros(0, dtype=torch.float32)
         return empty, empty
-    return torch.cat(logps), torch.cat(ents)
+    logp, entropy, _ = _chunked_logp(hidden, weight, targets, temperature, chunk_tokens)
+    return logp, entropy
 
 
 def masked_token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
@@ -110,6 +104,7 @@ def masked_token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.
     logp = torch.zeros(sel.shape, device=lp.device, dtype=lp.dtype).masked_scatter(sel, lp)
     entropy = torch.zeros(sel.shape, device=ent.device, dtype=ent.dtype).masked_scatter(sel, ent)
     return logp, entropy
+
 
 
 def _logits(h: torch.Tensor, weight: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -131,35 +126,71 @@ def _chunk_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperat
     return logp, entropy, lse
 
 
+def _chunked_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float, chunk: int):
+    parts = [_chunk_logp(h[s:s + chunk], weight, t[s:s + chunk], temperature) for s in range(0, len(h), chunk)]
+    return tuple(torch.cat(x) for x in zip(*parts))
+
+
 class _HeadLogProb(torch.autograd.Function):
-    """One chunk's log p(target) with a hand-written backward: it keeps (h, weight, targets, lse),
-    not the (n, V) logits, and in backward makes the logits once more and forms
-    d logp / d logits = onehot(target) - softmax directly (activation checkpointing of the head,
-    without re-running the forward's log-sum-exp and entropy). The entropy is returned detached."""
+    """log p(target) of all positions, chunk by chunk, with a hand-written backward: it keeps
+    (h, weight, targets, lse), not the (n, V) logits, and in backward makes each chunk's logits once
+    more and forms d logp / d logits = onehot(target) - softmax directly (activation checkpointing
+    of the head, without re-running the forward's log-sum-exp and entropy). One function for all
+    chunks, so backward casts the head once and sums the chunks' weight gradients in place into one
+    buffer. The entropy is returned detached."""
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float,
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float, chunk: int,
                 backward_dtype: torch.dtype | None):
         with torch.no_grad():
-            logp, entropy, lse = _chunk_logp(h, weight, t, temperature)
+            if h.shape[0] == 0:
+                logp = entropy = lse = h.new_zeros(0, dtype=torch.promote_types(h.dtype, torch.float32))
+            else:
+                logp, entropy, lse = _chunked_logp(h, weight, t, temperature, chunk)
         ctx.save_for_backward(h, weight, t, lse)
-        ctx.temperature, ctx.backward_dtype = temperature, backward_dtype or h.dtype
+        ctx.temperature, ctx.chunk, ctx.backward_dtype = temperature, chunk, backward_dtype or h.dtype
         ctx.mark_non_differentiable(entropy)
         return logp, entropy
 
     @staticmethod
     def backward(ctx, grad_logp: torch.Tensor, _grad_entropy: torch.Tensor):
         h, weight, t, lse = ctx.saved_tensors
-        T = ctx.temperature
-        grad = _logits(h, weight, T).sub_(lse[:, None]).exp_().mul_(-grad_logp[:, None])  # (n, V), in place
-        grad.scatter_add_(-1, t[:, None], grad_logp[:, None].to(grad.dtype))
-        if T != 1.0:
-            grad.div_(T)
-        low = ctx.backward_dtype
-        grad = grad.to(low)
-        grad_h = (grad @ weight.to(low)).to(h.dtype) if ctx.needs_input_grad[0] else None
-        grad_w = (grad.t() @ h.to(low)).to(weight.dtype) if ctx.needs_input_grad[1] else None
-        return grad_h, grad_w, None, None, None
+        T, chunk, low = ctx.temperature, ctx.chunk, ctx.backward_dtype
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_h = torch.empty_like(h) if need_h else None
+        grad_w = torch.zeros_like(weight) if need_w and len(h) else None
+        for s in range(0, len(h), chunk):
+            grad = _logit_grad(h[s:s + chunk], weight, t[s:s + chunk], lse[s:s + chunk], grad_logp[s:s + chunk],
+                               T, low)  # (n, V)
+            hs = h[s:s + chunk].to(low)
+            gh = h.new_zeros(len(hs), h.shape[1]) if need_h else None  # the slices' sum, in h's dtype
+            for v in range(0, weight.shape[0], HEAD_SLICE):  # head rows a slice at a time: no (V, H) copies
+                gv = grad[:, v:v + HEAD_SLICE]
+                if need_h:
+                    gh.add_(gv @ weight[v:v + HEAD_SLICE].to(low))
+                if need_w:
+                    grad_w[v:v + HEAD_SLICE].add_(gv.t() @ hs)
+            if need_h:
+                grad_h[s:s + chunk] = gh
+            del grad, gh
+        return grad_h, grad_w, None, None, None, None  # grad_w None (no positions): zero
+
+
+HEAD_SLICE = 16384  # rows of the head per product in `_HeadLogProb.backward`
+LOGIT_ROWS = 256  # positions whose fp32 logits `_logit_grad` holds at once
+
+
+def _logit_grad(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, lse: torch.Tensor, g: torch.Tensor,
+                temperature: float, dtype: torch.dtype) -> torch.Tensor:
+    """d loss / d logits (n, V) in `dtype`: g * (onehot(t) - softmax) / T, from fp32 logits made
+    LOGIT_ROWS positions at a time."""
+    out = h.new_empty(len(h), weight.shape[0], dtype=dtype)
+    for r in range(0, len(h), LOGIT_ROWS):
+        rows = slice(r, r + LOGIT_ROWS)
+        grad = _logits(h[rows], weight, temperature).sub_(lse[rows, None]).exp_().mul_(-g[rows, None])  # in place
+        grad.scatter_add_(-1, t[rows, None], g[rows, None].to(grad.dtype))
+        out[rows] = grad.div_(temperature) if temperature != 1.0 else grad
+    return out
 
 
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:

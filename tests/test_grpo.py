@@ -106,7 +106,12 @@ def test_soft_overlong_penalty_ramps_to_minus_one():
     assert torch.allclose(pen, torch.tensor([0.0, 0.0, -0.125, -0.5, -1.0]))
 
 
-def test_selective_log_softmax_equals_full_log_softmax_with_gradients():
+@pytest.mark.parametrize("head_slice, logit_rows", [(16384, 256), (7, 3)])
+def test_selective_log_softmax_equals_full_log_softmax_with_gradients(monkeypatch, head_slice, logit_rows):
+    """(7, 3): backward walks the head 7 rows and the logits 3 positions at a time, as it does
+    the real head (49,152 rows) in slices."""
+    monkeypatch.setattr(grpo, "HEAD_SLICE", head_slice)
+    monkeypatch.setattr(grpo, "LOGIT_ROWS", logit_rows)
     torch.manual_seed(0)
     hidden = torch.randn(37, 8, requires_grad=True)
     weight = torch.randn(50, 8, requires_grad=True)
@@ -116,9 +121,18 @@ def test_selective_log_softmax_equals_full_log_softmax_with_gradients():
     ref = full.gather(-1, targets[:, None]).squeeze(-1)
     assert torch.allclose(lp, ref, atol=1e-5)
     assert torch.allclose(ent, -(full.exp() * full).sum(-1), atol=1e-5)
-    g1 = torch.autograd.grad(lp.sum(), (hidden, weight))
-    g2 = torch.autograd.grad(ref.sum(), (hidden, weight))
+    g1 = torch.autograd.grad((lp * torch.linspace(-1, 2, 37)).sum(), (hidden, weight))
+    g2 = torch.autograd.grad((ref * torch.linspace(-1, 2, 37)).sum(), (hidden, weight))
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g1, g2))
+
+
+def test_the_heads_log_probs_of_no_position_have_a_zero_gradient():
+    hidden = torch.randn(0, 8, requires_grad=True)
+    weight = torch.randn(50, 8, requires_grad=True)
+    lp, ent = grpo.selective_log_softmax(hidden, weight, torch.zeros(0, dtype=torch.long))
+    assert lp.shape == ent.shape == (0,)
+    (lp.sum() + (weight ** 2).sum()).backward()
+    assert torch.allclose(weight.grad, 2 * weight.detach())
 
 
 def test_the_heads_backward_in_bf16_keeps_the_log_probs_and_rounds_only_the_gradient():
