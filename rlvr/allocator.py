@@ -3,9 +3,10 @@ system has it.
 
 A training step on CPU churns through tensors of many sizes (activations, a head's logits chunk
 by chunk, gradients). glibc's malloc keeps the freed blocks in its heap, fragmented, and the
-resident memory grows to well above what is alive: on the vs_trl workload with checkpointing, a
-peak of 4.9 GiB for about 3.5 GiB in use. tcmalloc gave 4.1 GiB and a 16% faster update there
-(benchmarks/README.md); PyTorch's CPU launcher and vLLM's CPU guide preload it the same way.
+resident memory grows to well above what is alive: on the vs_trl workload's update with
+checkpointing, a peak of 4.7 GiB for about 3.5 GiB in use. tcmalloc's peak was 3.9 GiB there, and
+the update took 27-28 s instead of 33-35 s (benchmarks/README.md); PyTorch's CPU launcher and
+vLLM's CPU guide preload it the same way.
 
 A process cannot change its allocator once running, so the command starts itself again
 (`os.execve`: the same process id, arguments and environment) with the library in `LD_PRELOAD`,
