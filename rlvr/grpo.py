@@ -86,9 +86,6 @@ def selective_log_softmax(hidden: torch.Tensor, weight: torch.Tensor, targets: t
     """
     if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
         return _HeadLogProb.apply(hidden, weight, targets, temperature, chunk_tokens, backward_dtype)
-    if hidden.shape[0] == 0:
-        empty = hidden.new_zeros(0, dtype=torch.float32)
-        return empty, empty
     logp, entropy, _ = _chunked_logp(hidden, weight, targets, temperature, chunk_tokens)
     return logp, entropy
 
@@ -104,7 +101,6 @@ def masked_token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.
     logp = torch.zeros(sel.shape, device=lp.device, dtype=lp.dtype).masked_scatter(sel, lp)
     entropy = torch.zeros(sel.shape, device=ent.device, dtype=ent.dtype).masked_scatter(sel, ent)
     return logp, entropy
-
 
 
 def _logits(h: torch.Tensor, weight: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -127,6 +123,10 @@ def _chunk_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperat
 
 
 def _chunked_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float, chunk: int):
+    """`_chunk_logp` of all positions, `chunk` at a time (empty tensors for no position)."""
+    if len(h) == 0:
+        empty = h.new_zeros(0, dtype=torch.promote_types(h.dtype, torch.float32))
+        return empty, empty, empty
     parts = [_chunk_logp(h[s:s + chunk], weight, t[s:s + chunk], temperature) for s in range(0, len(h), chunk)]
     return tuple(torch.cat(x) for x in zip(*parts))
 
@@ -143,10 +143,7 @@ class _HeadLogProb(torch.autograd.Function):
     def forward(ctx, h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float, chunk: int,
                 backward_dtype: torch.dtype | None):
         with torch.no_grad():
-            if h.shape[0] == 0:
-                logp = entropy = lse = h.new_zeros(0, dtype=torch.promote_types(h.dtype, torch.float32))
-            else:
-                logp, entropy, lse = _chunked_logp(h, weight, t, temperature, chunk)
+            logp, entropy, lse = _chunked_logp(h, weight, t, temperature, chunk)
         ctx.save_for_backward(h, weight, t, lse)
         ctx.temperature, ctx.chunk, ctx.backward_dtype = temperature, chunk, backward_dtype or h.dtype
         ctx.mark_non_differentiable(entropy)
