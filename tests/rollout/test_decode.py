@@ -81,3 +81,20 @@ def test_loop_option_is_checked(policy):
     assert HFRolloutEngine(model, tok).loop == "own"  # CPU, a Llama
     with pytest.raises(Exception, match="loop must be"):
         HFRolloutEngine(model, tok, loop="fast")
+
+
+def test_the_prefill_multiplies_the_head_once(tiny_model_dir):
+    """The prompts' last states sliced as (P, 1, H) are not contiguous, and a bf16 head on CPU then
+    multiplies them by P expanded copies of itself (0.45 GB for SmolLM2's head and 8 prompts)."""
+    model = load_model(str(tiny_model_dir), dtype="bfloat16").eval().requires_grad_(False)  # as sampling copies are
+    tok, head = load_tokenizer(str(tiny_model_dir)), model.get_output_embeddings().weight
+    prompts = [tok(text)["input_ids"] for text in ("What is 2 + 3?", "Name a colour.", "Count to three.", "Hi.")]
+
+    def greedy(scores, rows):
+        lp = torch.log_softmax(scores, -1)
+        return lp.argmax(-1), lp.max(-1).values
+
+    with torch.profiler.profile(profile_memory=True) as prof:
+        decode.sample_rows(model, prompts, [2] * len(prompts), 3, greedy, [], tok.pad_token_id)
+    largest = max(e.cpu_memory_usage for e in prof.events())
+    assert largest < 2 * head.numel() * head.element_size(), (largest, head.numel() * head.element_size())
