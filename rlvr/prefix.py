@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
-from rlvr import grpo
+from rlvr import grpo, recompute
 from rlvr.attention import cache_keyword, own_attention
 from rlvr.recompute import decoder_layers
 
@@ -72,7 +72,7 @@ def prompt_states(lm: Any, ids: torch.Tensor, attention: torch.Tensor, autocast:
     """Run the decoder over the distinct prompts (P, W) once; grad follows `torch.is_grad_enabled()`."""
     cache = Cache(layers=[DynamicLayer() for _ in decoder_layers(lm)])  # all there: `rlvr.recompute` restores them
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=autocast), own_attention(lm):
+    with recompute.autocast(ids.device.type, autocast), own_attention(lm):
         hidden = _decoder(lm)(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True,
                               **{cache_keyword(_decoder(lm)): cache}).last_hidden_state
     states = [t for layer in cache.layers for t in (layer.keys, layer.values)] + [hidden[:, -1]]
@@ -91,9 +91,11 @@ def completion_logprobs(lm: Any, prompts: PromptStates, rows: torch.Tensor, comp
     cache = Cache(layers=[_filled_layer(kv[i], kv[i + 1]) for i in range(0, len(kv), 2)])
     attention = torch.cat([prompts.attention[rows], mask.to(prompts.attention.dtype)], dim=1)
     positions = prompts.lengths[rows][:, None] + torch.arange(completion.shape[1], device=completion.device)
-    with torch.autocast(completion.device.type, dtype=torch.bfloat16, enabled=autocast), own_attention(lm):
+    with recompute.autocast(completion.device.type, autocast), own_attention(lm):
         hidden = _decoder(lm)(input_ids=completion, attention_mask=attention, position_ids=positions,
                               use_cache=True, **{cache_keyword(_decoder(lm)): cache}).last_hidden_state  # (b, T, H)
+    for layer in cache.layers:  # prompt + completion keys and values, not read again: checkpointed layers
+        layer.keys = layer.values = None  # keep the cache to replay, which would keep these until backward
     h = torch.cat([last[:, None].to(hidden.dtype), hidden[:, :-1]], dim=1)  # the states predicting each token
     return grpo.masked_token_logprobs(h, lm.get_output_embeddings().weight, completion, mask, temperature,
                                       autocast)

@@ -7,7 +7,8 @@ its recomputation runs after the forward's block, with the model's default atten
 `rlvr.attention`'s. Here each layer's replay sees what its first run saw:
 - the cache layer as it was before the layer appended its keys and values (its attributes are
   restored first, so the replay appends to the prompt's keys again, not to its own); after the
-  replay the layer holds the first run's again, so the replay's graph is freed with its backward;
+  replay it is restored again, so the replay's graph is freed with its backward (the first run's
+  keys and values stay where its forward left them, for a caller that reads the cache);
 - the same attention implementation;
 - the same autocast state and RNG (`torch.utils.checkpoint`, non-reentrant).
 So gradients equal those of the forward kept whole (the tests hold them to it).
@@ -28,6 +29,14 @@ from torch.utils.checkpoint import checkpoint
 from transformers.cache_utils import Cache
 
 from rlvr.attention import own_attention, using_own_attention
+
+
+def autocast(device_type: str, enabled: bool) -> torch.autocast:
+    """bf16 autocast for the update's forwards, without autocast's cache of weight casts. Each weight
+    is cast once per forward either way. With checkpointing the cache would hold every layer's bf16
+    weights until the forward ends (0.2 GB for a 135M model), when backward keeps none of them;
+    without checkpointing backward saves the casts anyway."""
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled, cache_enabled=False)
 
 
 def decoder_layers(lm: Any) -> torch.nn.ModuleList:
@@ -60,18 +69,19 @@ def _checkpointed(lm: Any, forward: Any, index: int, *args: Any, **kwargs: Any) 
         return forward(*args, **kwargs)            # to restore the replay to, so this layer runs whole
     cached = caches[0].layers[index] if caches else None
     before = dict(vars(cached)) if cached is not None else None
-    after: dict[str, Any] = {}
+    runs = 0
     own = using_own_attention(lm)
 
     def run(*inputs: Any) -> Any:
-        replay = bool(after)
+        nonlocal runs
+        runs += 1
         if cached is not None:
             vars(cached).update(before)
         try:
             with own_attention(lm) if own else contextlib.nullcontext():
                 return forward(*inputs, **kwargs)
         finally:  # the replay's keys and values would hold its graph (and every tensor it saved)
-            if cached is not None:  # until the whole backward ends: the cache gets the first run's back
-                vars(cached).update(after) if replay else after.update(vars(cached))
+            if cached is not None and runs > 1:  # until the whole backward ends: the cache gets back
+                vars(cached).update(before)      # what it held before the layer's first run
 
     return checkpoint(run, *args, use_reentrant=False)

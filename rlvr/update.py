@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import torch
 
-from rlvr import dist, grpo, prefix, sharding
+from rlvr import dist, grpo, prefix, recompute, sharding
 from rlvr.attention import checkpointed, own_attention
 from rlvr.config import Config, GRPOConfig
 from rlvr.types import Completion
@@ -85,7 +85,7 @@ class LogProbModel(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int,
                 mask: torch.Tensor, temperature: float, autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
         positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each prompt starts at 0
-        with torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=autocast), own_attention(self.lm):
+        with recompute.autocast(input_ids.device.type, autocast), own_attention(self.lm):
             hidden = self.lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
                                            position_ids=positions, use_cache=False).last_hidden_state  # (B, W+T, H)
         W = prompt_width

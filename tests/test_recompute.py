@@ -99,9 +99,10 @@ def test_the_shared_prompts_forward_is_checkpointed_too(tiny_model_dir):
     assert sizes[1] < sizes[0] / 2, sizes
 
 
-def test_the_replay_leaves_the_cache_as_the_first_run_left_it(tiny_model_dir):
+def test_the_replay_leaves_no_keys_of_its_own_in_the_cache(tiny_model_dir):
     """A replay appends its own keys and values to the restored cache layer; left there, they would
-    keep the replay's graph (every tensor it saved) alive until the whole backward ends."""
+    keep the replay's graph (every tensor it saved) alive until the whole backward ends. The first
+    run's stay for a caller that reads the cache after the forward."""
     from transformers.cache_utils import Cache, DynamicLayer
 
     from rlvr.attention import cache_keyword
@@ -113,9 +114,40 @@ def test_the_replay_leaves_the_cache_as_the_first_run_left_it(tiny_model_dir):
     cache = Cache(layers=[DynamicLayer() for _ in recompute.decoder_layers(model)])
     with torch.no_grad():
         decoder(input_ids=prompt, use_cache=True, **{cache_keyword(decoder): cache})
+    prompt_kv = [(layer.keys, layer.values) for layer in cache.layers]
     hidden = decoder(input_ids=completion, use_cache=True, **{cache_keyword(decoder): cache},
                      position_ids=torch.arange(5, 9).expand(2, -1)).last_hidden_state
-    first = [(layer.keys, layer.values) for layer in cache.layers]
+    assert all(layer.keys.shape[2] == 9 for layer in cache.layers)  # the first run's
     hidden.pow(2).sum().backward()
-    assert all(layer.keys is k and layer.values is v for layer, (k, v) in zip(cache.layers, first))
-    assert all(layer.keys.shape[2] == 9 for layer in cache.layers)
+    assert all(layer.keys is k and layer.values is v for layer, (k, v) in zip(cache.layers, prompt_kv))
+
+
+def test_a_checkpointed_continuation_keeps_no_keys_past_its_forward(tiny_model_dir, monkeypatch):
+    """The prompt + completion keys and values of a micro-batch's forward are not needed in backward
+    (each layer's replay makes its own), but the cache that holds them lives until backward: the
+    forward drops them."""
+    import weakref
+
+    from transformers.cache_utils import DynamicLayer
+
+    from rlvr import prefix
+
+    made = []
+    update = DynamicLayer.update
+
+    def recording(self, *args, **kwargs):
+        keys, values = update(self, *args, **kwargs)
+        made.extend((weakref.ref(keys), weakref.ref(values)))
+        return keys, values
+
+    batch = collate(grouped_completions(), PAD)
+    ids, attention, index = prefix.distinct_prompts(batch.input_ids, batch.attention_mask, batch.prompt_width)
+    model = load_model(str(tiny_model_dir), dtype="float64")
+    recompute.enable(model)
+    states = prefix.prompt_states(model, ids, attention, autocast=False)
+    monkeypatch.setattr(DynamicLayer, "update", recording)
+    W = batch.prompt_width
+    logp, _ = prefix.completion_logprobs(model, states, index, batch.input_ids[:, W:], batch.mask, 1.0, False)
+    assert made and all(ref() is None for ref in made)
+    logp.sum().backward()  # the replays still find the prompt's keys
+    assert states.leaves[0].grad is not None and states.leaves[0].grad.abs().sum() > 0
