@@ -13,7 +13,10 @@ weight may correct for a rollout engine whose log-probs differ from the trainer'
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 
@@ -111,14 +114,19 @@ def _logits(h: torch.Tensor, weight: torch.Tensor, temperature: float) -> torch.
 
 
 def _chunk_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float):
-    """(logp (n,), entropy (n,), logsumexp (n,)) of one chunk, in two (n, V) buffers: the logits,
-    then the probabilities written over them, and the log-softmax (one fused kernel)."""
+    """(logp (n,), entropy (n,), logsumexp (n,)) of one chunk: its logits in one (n, V) product, then
+    LOGIT_ROWS positions at a time their log-softmax (one fused kernel, a second buffer of that
+    many rows) and the probabilities, written over those rows' logits."""
     logits = _logits(h, weight, temperature)
-    logsoftmax = torch.log_softmax(logits, dim=-1)
-    logp = logsoftmax.gather(-1, t.unsqueeze(-1)).squeeze(-1)
-    lse = logits.gather(-1, t.unsqueeze(-1)).squeeze(-1) - logp
-    probs = torch.exp(logsoftmax, out=logits)
-    entropy = -torch.bmm(probs.unsqueeze(1), logsoftmax.unsqueeze(2)).view(-1)  # row-wise dot, no (n, V) product
+    logp, entropy, lse = (logits.new_empty(len(h)) for _ in range(3))
+    for r in range(0, len(h), LOGIT_ROWS):
+        rows, target = slice(r, r + LOGIT_ROWS), t[r:r + LOGIT_ROWS, None]
+        logsoftmax = torch.log_softmax(logits[rows], dim=-1)
+        logp[rows] = logsoftmax.gather(-1, target).squeeze(-1)
+        lse[rows] = logits[rows].gather(-1, target).squeeze(-1) - logp[rows]
+        probs = torch.exp(logsoftmax, out=logits[rows])
+        entropy[rows] = -torch.bmm(probs.unsqueeze(1), logsoftmax.unsqueeze(2)).view(-1)  # row-wise dots
+        del logsoftmax  # before the next rows' is made
     return logp, entropy, lse
 
 
@@ -146,6 +154,7 @@ class _HeadLogProb(torch.autograd.Function):
             logp, entropy, lse = _chunked_logp(h, weight, t, temperature, chunk)
         ctx.save_for_backward(h, weight, t, lse)
         ctx.temperature, ctx.chunk, ctx.backward_dtype = temperature, chunk, backward_dtype or h.dtype
+        ctx.into_grad = _INTO_GRAD.get() and weight.is_leaf and weight.requires_grad
         ctx.mark_non_differentiable(entropy)
         return logp, entropy
 
@@ -155,7 +164,13 @@ class _HeadLogProb(torch.autograd.Function):
         T, chunk, low = ctx.temperature, ctx.chunk, ctx.backward_dtype
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_h = torch.empty_like(h) if need_h else None
-        grad_w = torch.zeros_like(weight) if need_w and len(h) else None
+        grad_w = None
+        if need_w and len(h) and ctx.into_grad:
+            if weight.grad is None:
+                weight.grad = torch.zeros_like(weight)
+            grad_w = weight.grad
+        elif need_w and len(h):
+            grad_w = torch.zeros_like(weight)
         for s in range(0, len(h), chunk):
             grad = _logit_grad(h[s:s + chunk], weight, t[s:s + chunk], lse[s:s + chunk], grad_logp[s:s + chunk],
                                T, low)  # (n, V)
@@ -170,11 +185,31 @@ class _HeadLogProb(torch.autograd.Function):
             if need_h:
                 grad_h[s:s + chunk] = gh
             del grad, gh
+        if ctx.into_grad:
+            grad_w = None  # already in weight.grad
         return grad_h, grad_w, None, None, None, None  # grad_w None (no positions): zero
 
 
+_INTO_GRAD = contextvars.ContextVar("rlvr_head_grad_into_param", default=False)
+
+
+@contextlib.contextmanager
+def head_grad_into_param() -> Iterator[None]:
+    """Heads made within add their weight gradient straight into `weight.grad` in backward, as
+    `loss.backward()` would, instead of handing it to autograd. Autograd would hold it until the
+    tied input embedding's gradient arrives, at the end of backward, and then sum the two in a new
+    buffer: two (V, H) fp32 buffers less at the peak of every micro-batch. Only for a leaf weight
+    whose gradient is accumulated by `backward()`: not under `torch.autograd.grad`, with hooks on
+    the weight, or for a sharded (FSDP) weight, which expects its gradient from autograd."""
+    token = _INTO_GRAD.set(True)
+    try:
+        yield
+    finally:
+        _INTO_GRAD.reset(token)
+
+
 HEAD_SLICE = 16384  # rows of the head per product in `_HeadLogProb.backward`
-LOGIT_ROWS = 256  # positions whose fp32 logits `_logit_grad` holds at once
+LOGIT_ROWS = 256  # positions whose fp32 log-softmax `_chunk_logp`, and logits `_logit_grad`, hold at once
 
 
 def _logit_grad(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, lse: torch.Tensor, g: torch.Tensor,
@@ -187,6 +222,7 @@ def _logit_grad(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, lse: tor
         grad = _logits(h[rows], weight, temperature).sub_(lse[rows, None]).exp_().mul_(-g[rows, None])  # in place
         grad.scatter_add_(-1, t[rows, None], g[rows, None].to(grad.dtype))
         out[rows] = grad.div_(temperature) if temperature != 1.0 else grad
+        del grad  # before the next block's logits are made
     return out
 
 

@@ -150,6 +150,8 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
         micro += [None] * (int(dist.all_max([len(micro)])[0]) - len(micro))
     device = next(policy.parameters()).device
     clock = PhaseClock(device)
+    # the head's weight gradient goes straight into .grad, except for FSDP's, which autograd hands over
+    into_grad = contextlib.nullcontext if sharded else grpo.head_grad_into_param
     share = _shared_prompts(u, policy, batch, sharded, device)
     fixed = _fixed_logprobs(u, policy, reference, batch, micro, share, device)
     clock.lap("ref_logprobs")
@@ -161,7 +163,8 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
         for rows, extra in zip(micro, fixed):
             mb = _rows(batch, rows, device)
             mask = mb.mask.to(device).float()
-            logp, entropy = _logprobs(policy, mb, rows, share, states, u)
+            with into_grad():
+                logp, entropy = _logprobs(policy, mb, rows, share, states, u)
             old = extra.get("old", logp.detach())
             adv = advantages[rows].to(device) if rows is not None else torch.zeros(1, device=device)
             per_token, low, high = grpo.clipped_surrogate(logp, old, adv, g.clip_low, g.clip_high)

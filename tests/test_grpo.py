@@ -153,6 +153,32 @@ def test_the_heads_backward_in_bf16_keeps_the_log_probs_and_rounds_only_the_grad
         assert (a - b).norm() < 1e-2 * a.norm()
 
 
+def test_the_heads_weight_gradient_goes_straight_into_grad_beside_a_tied_embedding():
+    """Under `head_grad_into_param` the head adds its weight gradient to `weight.grad` itself, and the
+    tied embedding's then adds in place: the gradient autograd gives, accumulated over two backward
+    passes. A weight that is not a leaf (here a product) gets its gradient through autograd."""
+    torch.manual_seed(0)
+    weight = torch.randn(50, 8, requires_grad=True)
+    ids, targets = torch.randint(0, 50, (2, 9)), torch.randint(0, 50, (18,))
+
+    def loss(head):
+        h = torch.nn.functional.embedding(ids, weight).reshape(-1, 8).tanh()
+        lp, _ = grpo.selective_log_softmax(h, head, targets, chunk_tokens=5)
+        return (lp * torch.linspace(-1, 2, 18)).sum()
+
+    expected = torch.autograd.grad(loss(weight), weight)[0]
+    for _ in range(2):
+        with grpo.head_grad_into_param():
+            out = loss(weight)
+        out.backward()
+    assert torch.allclose(weight.grad, 2 * expected, atol=1e-5)
+    weight.grad = None
+    with grpo.head_grad_into_param():
+        out = loss(weight * 1.0)
+    out.backward()
+    assert torch.allclose(weight.grad, expected, atol=1e-5)
+
+
 def test_truncated_importance_weight_is_capped_and_detached():
     old = torch.tensor([0.0, 0.0], requires_grad=True)
     w = grpo.truncated_is_weight(old, torch.log(torch.tensor([0.25, 2.0])), cap=2.0)
