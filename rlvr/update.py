@@ -200,6 +200,7 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
         optimizer.step()
         scheduler.step()
         clock.lap("optimizer")
+    optimizer.zero_grad(set_to_none=True)  # not needed past the step: the rollout that follows gets their memory
     keys = list(sums)
     sums = dict(zip(keys + ["sequences"], dist.all_sum([sums[k] for k in keys] + [float(len(idx))])))
     tok = max(sums.pop("tokens"), 1.0)

@@ -112,6 +112,20 @@ def test_the_update_reports_where_its_time_went(tiny_model_dir):
     assert phases["time/backward_s"] > 0 and phases["time/ref_logprobs_s"] > 0
 
 
+def test_the_update_leaves_no_gradients_behind(tiny_model_dir):
+    """Past the optimiser's step the gradients are dead weight (the policy's size in fp32): the
+    update frees them, so the rollout that follows has their memory."""
+    cfg = build_config(overrides=["--grpo.beta=0.1", "--optim.micro_batch_size=2"])
+    model = load_model(str(tiny_model_dir))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    before = [p.detach().clone() for p in model.parameters()]
+    update_policy(UpdateSettings.of(cfg, torch.device("cpu")), model, load_model(str(tiny_model_dir)), opt,
+                  torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0), collate(completions(seed=2), PAD),
+                  torch.tensor([1.0, -1.0, 0.5, -0.5, 1.0, -1.0]), torch.ones(6, dtype=torch.bool))
+    assert any(not torch.equal(p, b) for p, b in zip(model.parameters(), before))  # it did step
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_a_micro_batch_drops_the_columns_that_all_its_rows_pad(tiny_model_dir):
     """`TokenBatch.rows` keeps only the widest prompt and the longest completion of its rows, and
     the log-probs of those rows are the same as at the full batch's width."""
