@@ -150,8 +150,6 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
         micro += [None] * (int(dist.all_max([len(micro)])[0]) - len(micro))
     device = next(policy.parameters()).device
     clock = PhaseClock(device)
-    # the head's weight gradient goes straight into .grad, except for FSDP's, which autograd hands over
-    into_grad = contextlib.nullcontext if sharded else grpo.head_grad_into_param
     share = _shared_prompts(u, policy, batch, sharded, device)
     fixed = _fixed_logprobs(u, policy, reference, batch, micro, share, device)
     clock.lap("ref_logprobs")
@@ -163,8 +161,7 @@ def update_policy(u: UpdateSettings, policy: Any, reference: Any, optimizer: Any
         for rows, extra in zip(micro, fixed):
             mb = _rows(batch, rows, device)
             mask = mb.mask.to(device).float()
-            with into_grad():
-                logp, entropy = _logprobs(policy, mb, rows, share, states, u)
+            logp, entropy = _logprobs(policy, mb, rows, share, states, u)
             old = extra.get("old", logp.detach())
             adv = advantages[rows].to(device) if rows is not None else torch.zeros(1, device=device)
             per_token, low, high = grpo.clipped_surrogate(logp, old, adv, g.clip_low, g.clip_high)
@@ -278,14 +275,16 @@ def _prompt_states(model: Any, share: SharedPrompts | None, autocast: bool) -> p
 def _logprobs(model: Any, mb: TokenBatch, rows: torch.Tensor | None, share: SharedPrompts | None,
               states: prefix.PromptStates | None, u: UpdateSettings) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs and entropies (b, T) of micro-batch `mb` (the batch's `rows`): as continuations
-    of the shared prompts' `states`, or from full rows."""
-    if states is None or rows is None:
-        return sequence_logprobs(model, mb, u.temperature, u.autocast)
-    lm = model.lm if isinstance(model, LogProbModel) else model
-    device = states.attention.device
-    W = mb.prompt_width
-    return prefix.completion_logprobs(lm, states, share.index[rows.to(device)], mb.input_ids[:, W:].to(device),
-                                      mb.mask.to(device), u.temperature, u.autocast)
+    of the shared prompts' `states`, or from full rows. The head's weight gradient goes straight
+    into `.grad` (`grpo.head_grad_into_param`), except a sharded one's, which FSDP takes from autograd."""
+    with contextlib.nullcontext() if sharding.is_sharded(model) else grpo.head_grad_into_param():
+        if states is None or rows is None:
+            return sequence_logprobs(model, mb, u.temperature, u.autocast)
+        lm = model.lm if isinstance(model, LogProbModel) else model
+        device = states.attention.device
+        W = mb.prompt_width
+        return prefix.completion_logprobs(lm, states, share.index[rows.to(device)], mb.input_ids[:, W:].to(device),
+                                          mb.mask.to(device), u.temperature, u.autocast)
 
 
 @torch.no_grad()
