@@ -164,13 +164,13 @@ class _HeadLogProb(torch.autograd.Function):
         T, chunk, low = ctx.temperature, ctx.chunk, ctx.backward_dtype
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_h = torch.empty_like(h) if need_h else None
-        grad_w = None
+        grad_w = acc = None  # what autograd gets; where the chunks' weight gradients are summed
         if need_w and len(h) and ctx.into_grad:
             if weight.grad is None:
                 weight.grad = torch.zeros_like(weight)
-            grad_w = weight.grad
+            acc = weight.grad
         elif need_w and len(h):
-            grad_w = torch.zeros_like(weight)
+            acc = grad_w = torch.zeros_like(weight)
         for s in range(0, len(h), chunk):
             grad = _logit_grad(h[s:s + chunk], weight, t[s:s + chunk], lse[s:s + chunk], grad_logp[s:s + chunk],
                                T, low)  # (n, V)
@@ -181,12 +181,10 @@ class _HeadLogProb(torch.autograd.Function):
                 if need_h:
                     gh.add_(gv @ weight[v:v + HEAD_SLICE].to(low))
                 if need_w:
-                    grad_w[v:v + HEAD_SLICE].add_(gv.t() @ hs)
+                    acc[v:v + HEAD_SLICE].add_(gv.t() @ hs)
             if need_h:
                 grad_h[s:s + chunk] = gh
             del grad, gh
-        if ctx.into_grad:
-            grad_w = None  # already in weight.grad
         return grad_h, grad_w, None, None, None, None  # grad_w None (no positions): zero
 
 
