@@ -193,13 +193,7 @@ def train(cfg: Config, resume: bool = False) -> Path:
     Under torchrun every rank calls this; rank 0 alone writes (see `rlvr.dist`)."""
     started = time.perf_counter()
     world = dist.init(cfg.model.device)
-    run_dir = Path(cfg.output_dir)
-    checkpoint = latest_checkpoint(run_dir) if resume else None
-    if resume and checkpoint is None:
-        note(f"no checkpoint in {run_dir}: starting from step 0")
-    if world.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
+    run_dir, checkpoint = open_run_dir(cfg, resume, world.main)
     random.seed(cfg.seed), np.random.seed(cfg.seed % 2**32), torch.manual_seed(cfg.seed)
     device = resolve_device(dist.device_for(cfg.model.device))
     train_set, test_set = load_problems(cfg)
@@ -270,6 +264,19 @@ def train(cfg: Config, resume: bool = False) -> Path:
     note(f"done: final model in {run_dir / 'final'}")
     dist.shutdown()
     return run_dir
+
+
+def open_run_dir(cfg: Config, resume: bool, main: bool) -> tuple[Path, Path | None]:
+    """(the run directory, the checkpoint to continue or None). The main rank creates the directory
+    and writes the run's config into it."""
+    run_dir = Path(cfg.output_dir)
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if resume and checkpoint is None:
+        note(f"no checkpoint in {run_dir}: starting from step 0")
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    return run_dir, checkpoint
 
 
 def restore(checkpoint: Path | None, cfg: Config, actors: Actors, optimizer: Any, scheduler: Any,
