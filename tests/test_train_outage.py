@@ -87,9 +87,11 @@ def test_grpo_on_code_goes_on_through_an_engine_restart(tiny_model_dir, tmp_path
 
 def test_grpo_on_a_slow_engine_aborts_at_the_infra_error_rate(tiny_model_dir, tmp_path, engine_proxy):
     out = tmp_path / "run"
+    # 96 new tokens: step 2's sampling outlasts the test's noticing step 1 (a 50 ms poll), so the
+    # delay is on before step 2 verifies; with 12, the trainer sometimes verified step 2 first
     proc = _train(tiny_model_dir, out, engine_proxy, 3, "--rollout.prompts_per_step=1",
                   "--rollout.group_size=2", "--verify.max_infra_error_rate=0.5",
-                  "--verify.workers=2", grace_s=1.0)
+                  "--verify.workers=2", "--rollout.max_new_tokens=96", grace_s=1.0)
     _when_step_logged(proc, out, 1)
     engine_proxy.delay_s = 3.5  # from step 2 on, every request to the engine or a container waits 3.5 s
     _, stderr = proc.communicate(timeout=600)
