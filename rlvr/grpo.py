@@ -107,10 +107,24 @@ def masked_token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.
 
 
 def _logits(h: torch.Tensor, weight: torch.Tensor, temperature: float) -> torch.Tensor:
-    """A new (n, V) tensor of logits (at least fp32), which callers may overwrite."""
-    logits = h @ weight.t()  # (n, V)
+    """A new (n, V) tensor of logits (at least fp32), which callers may overwrite. The fp32 product
+    on CPU goes to oneDNN's linear rather than the BLAS `mm`: fp32 arithmetic either way (a
+    different order of the sums), 25-30% faster for the head's shapes, whose 2-D `mm` oneDNN does
+    not take in fp32."""
+    if _onednn_fp32(h, weight):
+        logits = torch.ops.mkldnn._linear_pointwise(h, weight, None, "none", [], "")
+    else:
+        logits = h @ weight.t()  # (n, V)
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
     return logits.div_(temperature) if temperature != 1.0 else logits
+
+
+def _onednn_fp32(h: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether `_logits` can take oneDNN's fp32 linear: CPU fp32 matrices, nothing to differentiate."""
+    return (h.device.type == "cpu" and h.dtype == weight.dtype == torch.float32 and h.dim() == 2
+            and h.is_contiguous() and weight.is_contiguous() and torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+            and not (torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)))
 
 
 def _chunk_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float):

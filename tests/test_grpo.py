@@ -126,6 +126,25 @@ def test_selective_log_softmax_equals_full_log_softmax_with_gradients(monkeypatc
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g1, g2))
 
 
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
+def test_the_heads_fp32_logits_on_cpu_come_from_onednn_and_match_float64():
+    """In forward and in backward the fp32 logits come from oneDNN's linear (faster than `mm` for
+    the head's shapes); the log-probs and gradients are those of float64 to fp32 rounding."""
+    torch.manual_seed(0)
+    hidden = torch.randn(300, 64, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(1000, 64, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 1000, (300,))
+    h32, w32 = (x.detach().float().requires_grad_() for x in (hidden, weight))
+    with torch.profiler.profile() as prof:
+        lp, _ = grpo.selective_log_softmax(h32, w32, targets, chunk_tokens=128)
+        g32 = torch.autograd.grad((lp * torch.linspace(-1, 2, 300)).sum(), (h32, w32))
+    assert sum(e.name == "mkldnn::_linear_pointwise" for e in prof.events()) == 6  # 3 chunks, twice
+    ref = torch.log_softmax(hidden @ weight.t(), -1).gather(-1, targets[:, None]).squeeze(-1)
+    assert torch.allclose(lp.double(), ref, rtol=0, atol=1e-4)
+    g64 = torch.autograd.grad((ref * torch.linspace(-1, 2, 300, dtype=torch.float64)).sum(), (hidden, weight))
+    assert all(torch.allclose(a.double(), b, rtol=1e-4, atol=1e-4) for a, b in zip(g32, g64))
+
+
 def test_the_heads_log_probs_of_no_position_have_a_zero_gradient():
     hidden = torch.randn(0, 8, requires_grad=True)
     weight = torch.randn(50, 8, requires_grad=True)
