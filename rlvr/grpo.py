@@ -80,9 +80,11 @@ def selective_log_softmax(hidden: torch.Tensor, weight: torch.Tensor, targets: t
     """log p(target) and entropy at each position, without materialising all logits at once.
 
     hidden: (N, H) final hidden states at the positions that predict `targets` (N,);
-    weight: (V, H) output embedding. Logits are made chunk by chunk (at least fp32) and, when grad is
-    enabled, made again in backward (`_HeadLogProb`), so peak memory is one chunk of
-    (chunk_tokens, V) instead of (N, V). Returns (logp (N,), entropy (N,) detached).
+    weight: (V, H) output embedding. Logits are made LOGIT_ROWS positions at a time (at least fp32)
+    and, when grad is enabled, made again in backward (`_HeadLogProb`), whose gradient with respect
+    to them is formed `chunk_tokens` positions at a time: peak memory is two (LOGIT_ROWS, V) blocks
+    in forward, and one (chunk_tokens, V) gradient beside one such block in backward, instead of
+    (N, V). Returns (logp (N,), entropy (N,) detached).
     `backward_dtype` (bf16 under autocast): the dtype of backward's two products with the head,
     as autocast computes every other linear layer's backward; the log-probs, and the softmax that
     backward forms, stay at least fp32.
@@ -128,19 +130,21 @@ def _onednn_fp32(h: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 def _chunk_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float):
-    """(logp (n,), entropy (n,), logsumexp (n,)) of one chunk: its logits in one (n, V) product, then
-    LOGIT_ROWS positions at a time their log-softmax (one fused kernel, a second buffer of that
-    many rows) and the probabilities, written over those rows' logits."""
-    logits = _logits(h, weight, temperature)
-    logp, entropy, lse = (logits.new_empty(len(h)) for _ in range(3))
+    """(logp (n,), entropy (n,), logsumexp (n,)) of one chunk, LOGIT_ROWS positions at a time: their
+    logits, their log-softmax (one fused kernel, a second block) and the probabilities, written
+    over the logits. Two (LOGIT_ROWS, V) blocks at once, never the chunk's (n, V) logits."""
+    logp = entropy = lse = None
     for r in range(0, len(h), LOGIT_ROWS):
         rows, target = slice(r, r + LOGIT_ROWS), t[r:r + LOGIT_ROWS, None]
-        logsoftmax = torch.log_softmax(logits[rows], dim=-1)
+        logits = _logits(h[rows], weight, temperature)
+        if logp is None:
+            logp, entropy, lse = (logits.new_empty(len(h)) for _ in range(3))
+        logsoftmax = torch.log_softmax(logits, dim=-1)
         logp[rows] = logsoftmax.gather(-1, target).squeeze(-1)
-        lse[rows] = logits[rows].gather(-1, target).squeeze(-1) - logp[rows]
-        probs = torch.exp(logsoftmax, out=logits[rows])
+        lse[rows] = logits.gather(-1, target).squeeze(-1) - logp[rows]
+        probs = torch.exp(logsoftmax, out=logits)
         entropy[rows] = -torch.bmm(probs.unsqueeze(1), logsoftmax.unsqueeze(2)).view(-1)  # row-wise dots
-        del logsoftmax  # before the next rows' is made
+        del logits, logsoftmax, probs  # before the next rows' are made
     return logp, entropy, lse
 
 
@@ -221,7 +225,7 @@ def head_grad_into_param() -> Iterator[None]:
 
 
 HEAD_SLICE = 16384  # rows of the head per product in `_HeadLogProb.backward`
-LOGIT_ROWS = 256  # positions whose fp32 log-softmax `_chunk_logp`, and logits `_logit_grad`, hold at once
+LOGIT_ROWS = 256  # positions whose fp32 logits `_chunk_logp` and `_logit_grad` make at once
 
 
 def _logit_grad(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, lse: torch.Tensor, g: torch.Tensor,

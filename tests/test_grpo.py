@@ -145,6 +145,20 @@ def test_the_heads_fp32_logits_on_cpu_come_from_onednn_and_match_float64():
     assert all(torch.allclose(a.double(), b, rtol=1e-4, atol=1e-4) for a, b in zip(g32, g64))
 
 
+def test_the_heads_forward_makes_its_logits_a_block_of_positions_at_a_time(monkeypatch):
+    """Forward holds (LOGIT_ROWS, V) blocks of logits, never a whole chunk's (chunk_tokens, V)."""
+    monkeypatch.setattr(grpo, "LOGIT_ROWS", 16)
+    torch.manual_seed(0)
+    hidden, weight = torch.randn(128, 32), torch.randn(4096, 32)
+    targets = torch.randint(0, 4096, (128,))
+    with torch.profiler.profile(profile_memory=True) as prof:
+        lp, _ = grpo.selective_log_softmax(hidden, weight, targets, chunk_tokens=128)
+    largest = max(e.cpu_memory_usage for e in prof.events())
+    assert largest <= 16 * 4096 * 4, largest
+    assert torch.allclose(lp, torch.log_softmax(hidden @ weight.t(), -1).gather(-1, targets[:, None]).squeeze(-1),
+                          atol=1e-5)
+
+
 def test_the_heads_log_probs_of_no_position_have_a_zero_gradient():
     hidden = torch.randn(0, 8, requires_grad=True)
     weight = torch.randn(50, 8, requires_grad=True)
