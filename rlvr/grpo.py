@@ -109,10 +109,9 @@ def masked_token_logprobs(h: torch.Tensor, weight: torch.Tensor, targets: torch.
 
 
 def _logits(h: torch.Tensor, weight: torch.Tensor, temperature: float) -> torch.Tensor:
-    """A new (n, V) tensor of logits (at least fp32), which callers may overwrite. The fp32 product
-    on CPU goes to oneDNN's linear rather than the BLAS `mm`: fp32 arithmetic either way (a
-    different order of the sums), 25-30% faster for the head's shapes, whose 2-D `mm` oneDNN does
-    not take in fp32."""
+    """A new (n, V) tensor of logits (at least fp32), which callers may overwrite. On CPU the fp32
+    product goes to oneDNN's linear: torch's fp32 `mm` there is MKL's sgemm, 25-30% slower for the
+    head's shapes. The arithmetic is fp32 either way (the sums in another order)."""
     if _onednn_fp32(h, weight):
         logits = torch.ops.mkldnn._linear_pointwise(h, weight, None, "none", [], "")
     else:
