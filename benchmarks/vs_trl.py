@@ -63,7 +63,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]  # the checkout whose rlvr is measured
 TRL_VERSION = "1.16.0"
 PROMPT = "What is {a} + {b}? Put the final answer in \\boxed{{}}."
-MICRO_BATCH = 8  # sequences per forward/backward on both sides: TRL's default per_device_train_batch_size, rlvr's optim.micro_batch_size
+MICRO_BATCH = 8  # sequences per forward/backward on both sides: TRL's default per_device_train_batch_size
 SMOLLM2_135M = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
                     num_attention_heads=9, num_key_value_heads=3, head_dim=64, max_position_embeddings=8192,
                     rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True, bos_token_id=1,

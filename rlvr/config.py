@@ -89,7 +89,7 @@ class OptimConfig:
     warmup_steps: int = 1  # linear warm-up (optimizer steps)
     schedule: Literal["constant", "cosine", "linear"] = "constant"  # after warm-up
     max_grad_norm: float = 1.0  # 0 = no clipping
-    micro_batch_size: int = 8  # sequences per forward/backward; gradients accumulate to the batch
+    micro_batch_size: int = 16  # sequences per forward/backward; gradients accumulate to the batch
     share_prompts: bool = True  # forward each distinct prompt once per update, not once per sample (exact; off under FSDP)
 
 
