@@ -116,8 +116,13 @@ def _logits(h: torch.Tensor, weight: torch.Tensor, temperature: float) -> torch.
         logits = torch.ops.mkldnn._linear_pointwise(h, weight, None, "none", [], "")
     else:
         logits = h @ weight.t()  # (n, V)
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    logits = logits.to(_logit_dtype(h))
     return logits.div_(temperature) if temperature != 1.0 else logits
+
+
+def _logit_dtype(h: torch.Tensor) -> torch.dtype:
+    """The dtype of `_logits` of hidden states `h`: at least fp32."""
+    return torch.promote_types(h.dtype, torch.float32)
 
 
 def _onednn_fp32(h: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -132,12 +137,10 @@ def _chunk_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperat
     """(logp (n,), entropy (n,), logsumexp (n,)) of one chunk, LOGIT_ROWS positions at a time: their
     logits, their log-softmax (one fused kernel, a second block) and the probabilities, written
     over the logits. Two (LOGIT_ROWS, V) blocks at once, never the chunk's (n, V) logits."""
-    logp = entropy = lse = None
+    logp, entropy, lse = (h.new_empty(len(h), dtype=_logit_dtype(h)) for _ in range(3))
     for r in range(0, len(h), LOGIT_ROWS):
         rows, target = slice(r, r + LOGIT_ROWS), t[r:r + LOGIT_ROWS, None]
         logits = _logits(h[rows], weight, temperature)
-        if logp is None:
-            logp, entropy, lse = (logits.new_empty(len(h)) for _ in range(3))
         logsoftmax = torch.log_softmax(logits, dim=-1)
         logp[rows] = logsoftmax.gather(-1, target).squeeze(-1)
         lse[rows] = logits.gather(-1, target).squeeze(-1) - logp[rows]
@@ -150,7 +153,7 @@ def _chunk_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperat
 def _chunked_logp(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, temperature: float, chunk: int):
     """`_chunk_logp` of all positions, `chunk` at a time (empty tensors for no position)."""
     if len(h) == 0:
-        empty = h.new_zeros(0, dtype=torch.promote_types(h.dtype, torch.float32))
+        empty = h.new_zeros(0, dtype=_logit_dtype(h))
         return empty, empty, empty
     parts = [_chunk_logp(h[s:s + chunk], weight, t[s:s + chunk], temperature) for s in range(0, len(h), chunk)]
     return tuple(torch.cat(x) for x in zip(*parts))
