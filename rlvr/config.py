@@ -83,6 +83,7 @@ class GRPOConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
+    name: Literal["adamw", "adamw_8bit"] = "adamw"  # adamw_8bit: moments in 8 bits, a quarter of the state (rlvr/optim8bit.py)
     lr: float = 3e-5  # AdamW learning rate
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     betas: tuple = (0.9, 0.99)  # AdamW betas
@@ -326,6 +327,8 @@ def validate(c: Config) -> None:
         (not (c.model.fsdp and c.model.lora.enabled), "model.fsdp shards full fine-tuning; with LoRA the "
          "trainable state is small: use plain data parallelism (model.fsdp=false)"),
         (not c.model.fsdp or c.rollout.engine == "hf", "model.fsdp works with the hf rollout engine only"),
+        (not (c.model.fsdp and c.optim.name == "adamw_8bit"), "optim.name=adamw_8bit does not take FSDP's sharded "
+         "parameters: use optim.name=adamw with model.fsdp (it already keeps 1/world of the state per rank)"),
     ]
     for ok, message in checks:
         if not ok:

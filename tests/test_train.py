@@ -58,10 +58,12 @@ def test_smoke_run_writes_metrics_samples_checkpoints_and_a_loadable_model(tiny_
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
-def test_kill_minus_nine_then_resume_reaches_the_same_parameters(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("optim", ["adamw", "adamw_8bit"])
+def test_kill_minus_nine_then_resume_reaches_the_same_parameters(tiny_model_dir, tmp_path, optim):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    assert rlvr("train", *common(tiny_model_dir, straight)).returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "rlvr.cli", "train", *common(tiny_model_dir, killed)],
+    assert rlvr("train", *common(tiny_model_dir, straight), f"--optim.name={optim}").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "rlvr.cli", "train", *common(tiny_model_dir, killed),
+                             f"--optim.name={optim}"],
                             env=rlvr_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 300

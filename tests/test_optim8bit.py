@@ -1,0 +1,141 @@
+"""AdamW with 8-bit moments (`optim.name=adamw_8bit`) against torch's AdamW."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from rlvr.config import build_config
+from rlvr.errors import ConfigError
+from rlvr.optim8bit import AdamW8bit
+
+HYPER = dict(lr=1e-3, betas=(0.9, 0.99), weight_decay=0.01)
+
+
+def _pair(shape, seed=0):
+    torch.manual_seed(seed)
+    a = torch.nn.Parameter(torch.randn(shape) * 0.02)
+    b = torch.nn.Parameter(a.detach().clone())
+    return a, b
+
+
+def _step(params, optimizers, grad):
+    for p, opt in zip(params, optimizers):
+        p.grad = grad.clone()
+        opt.step()
+
+
+def test_tensors_under_4096_elements_take_adamws_own_update():
+    a, b = _pair((63, 64))
+    ref, low = torch.optim.AdamW([a], **HYPER), AdamW8bit([b], **HYPER)
+    for i in range(5):
+        _step((a, b), (ref, low), torch.randn(63, 64) * 10.0 ** -i)
+    assert torch.equal(a, b)
+    assert low.state[b]["exp_avg_sq"].dtype == torch.float32
+
+
+def test_the_state_is_2_bytes_a_parameter_against_adamws_8():
+    a, b = _pair((1000, 1024))
+    ref, low = torch.optim.AdamW([a], **HYPER), AdamW8bit([b], **HYPER)
+    _step((a, b), (ref, low), torch.randn(1000, 1024))
+
+    def nbytes(opt, p):
+        return sum(t.numel() * t.element_size() for t in opt.state[p].values() if t.dim() > 0)
+
+    assert nbytes(ref, a) == 8 * a.numel()
+    assert nbytes(low, b) <= 2.04 * b.numel()  # two float8 moments and one fp32 scale per 256 values
+
+
+def test_each_element_of_the_first_steps_is_within_the_float8_rounding_of_adamws():
+    a, b = _pair((70, 4096 + 100))  # a partial last block
+    ref, low = torch.optim.AdamW([a], **HYPER), AdamW8bit([b], **HYPER, chunk=4096)
+    torch.manual_seed(1)
+    scales = torch.logspace(-4, 0, a.shape[1])  # four decades within each block
+    before = a.detach().clone()
+    _step((a, b), (ref, low), torch.randn(a.shape) * scales)
+    exact, got = a.detach() - before, b.detach() - before
+    # one float8 rounding of each moment: 1/16 each, relative, on a step of about lr
+    assert ((got - exact).abs() <= 0.07 * exact.abs() + 1e-9).all()
+    for _ in range(9):
+        _step((a, b), (ref, low), torch.randn(a.shape) * scales)
+    drift = ((a - b).norm() / (a.detach() - before).norm()).item()
+    assert drift < 0.05, drift
+
+
+def test_a_small_network_trains_as_far_as_with_adamw():
+    def train(make):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU(), torch.nn.Linear(256, 64))
+        x = torch.randn(2048, 64)
+        y = x @ (torch.randn(64, 64) / 8)
+        opt, gen = make(net.parameters()), torch.Generator().manual_seed(1)
+        for _ in range(200):
+            i = torch.randint(0, 2048, (32,), generator=gen)
+            opt.zero_grad()
+            ((net(x[i]) - y[i]) ** 2).mean().backward()
+            opt.step()
+        return ((net(x) - y) ** 2).mean().item(), torch.cat([p.detach().flatten() for p in net.parameters()])
+
+    (loss_ref, w_ref), (loss_low, w_low) = (train(lambda ps: torch.optim.AdamW(ps, **HYPER)),
+                                            train(lambda ps: AdamW8bit(ps, **HYPER)))
+    assert abs(loss_low - loss_ref) <= 0.02 * loss_ref, (loss_low, loss_ref)
+    assert ((w_low - w_ref).norm() / w_ref.norm()).item() < 0.1
+
+
+def test_an_element_whose_root_rounds_to_zero_takes_no_step():
+    """Two steps leave a block's small elements with a first moment that survives float8 (the big
+    element's alternating gradient keeps the block's first moment small) and a root that does not;
+    a third, zero gradient would divide that first moment by eps."""
+    p = torch.nn.Parameter(torch.zeros(4096))
+    opt = AdamW8bit([p], lr=1e-3, betas=(0.9, 0.99))
+    for sign in (1.0, -1.0):
+        g = torch.full((4096,), 1e-6)
+        g[0] = sign
+        p.grad = g
+        opt.step()
+    assert (opt.state[p]["exp_avg_root"][0, 1:].float() == 0).all()
+    assert (opt.state[p]["exp_avg"][0, 1:].float() != 0).all()
+    before = p.detach().clone()
+    g = torch.zeros(4096)
+    g[0] = 1.0
+    p.grad = g
+    opt.step()
+    assert (p.detach() - before)[1:].abs().max().item() <= 2e-3  # AdamW would move these by about lr
+
+
+def test_a_saved_state_loads_as_float8_and_continues_exactly():
+    a, b = _pair((128, 512))
+    first = AdamW8bit([a], **HYPER)
+    for _ in range(3):
+        _step((a,), (first,), torch.randn(128, 512))
+    buf = io.BytesIO()
+    torch.save(first.state_dict(), buf)
+    b.data.copy_(a.detach())
+    second = AdamW8bit([b], **HYPER)
+    second.load_state_dict(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
+    assert second.state[b]["exp_avg"].dtype == second.state[b]["exp_avg_root"].dtype == torch.float8_e4m3fn
+    assert second.state[b]["exp_avg_scale"].dtype == torch.float32
+    grad = torch.randn(128, 512)
+    _step((a, b), (first, second), grad)
+    assert torch.equal(a, b)
+
+
+def test_the_steps_temporaries_are_one_chunk_not_the_tensor():
+    p = torch.nn.Parameter(torch.randn(1 << 20))
+    opt = AdamW8bit([p], lr=1e-3, chunk=1 << 14)
+    p.grad = torch.randn(1 << 20)
+    opt.step()  # the first step allocates the state
+    with torch.profiler.profile(profile_memory=True) as prof:
+        opt.step()
+    largest = max(e.cpu_memory_usage for e in prof.events())
+    assert largest <= (1 << 14) * 4, largest  # the tensor's fp32 copy would be 4 MB
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--optim.name=adam8"], r"optim\.name.*'adamw', 'adamw_8bit'"),
+    (["--optim.name=adamw_8bit", "--model.fsdp=true"], r"adamw_8bit does not take FSDP"),
+])
+def test_bad_optimizer_settings_are_config_errors(args, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build_config(overrides=args)
