@@ -4,7 +4,7 @@ The workload (issue 13): SmolLM2-135M-Instruct as rlvr loads it (the embedded de
 dequantised), 8 prompts x G = 8 completions per step, at most 128 new tokens, temperature 1,
 top-p 1, top-k off, beta = 0.04 (a frozen reference), learning rate 1e-6, one inner iteration,
 token-mean loss (TRL's `loss_type="dapo"`: the sum over tokens divided by the active tokens of the
-whole accumulated batch), micro-batches of 16 sequences on both sides. The prompt is "What is
+whole accumulated batch), micro-batches of 8 sequences on both sides (TRL's default). The prompt is "What is
 A + B? Put the final answer in \\boxed{}." with A, B uniform in [10, 999] from `--seed`; reward 1
 for the right integer in the last `\\boxed{}`, else 0 (rlvr's `integer` verifier, strict mode, and
 the same reader in TRL's reward function). Both trainers walk the same 8 x `--steps` problems, each
@@ -16,7 +16,9 @@ TRL with `use_vllm=False` and its defaults otherwise (gradient checkpointing on 
 `--trl-gradient-checkpointing off`; `both` runs TRL twice). The rlvr child starts with the
 allocator the `rlvr` command preloads (`rlvr.allocator`: tcmalloc where the system has it); TRL's
 with glibc's malloc, unless `--trl-allocator rlvr` gives it the same (like for like). rlvr runs with its defaults (no
-activation checkpointing) unless `--rlvr-gradient-checkpointing on` (or `both`). TRL 1.16 is installed into its own
+activation checkpointing) unless `--rlvr-gradient-checkpointing on` (or `both`), and with fp32 AdamW
+unless `--rlvr-optim adamw_8bit` (or `both`: 8-bit moments, `optim.name`; TRL keeps its default fp32
+AdamW). TRL 1.16 is installed into its own
 virtual environment over the same torch and transformers (`venv --system-site-packages`, then
 `pip install --no-deps`), never into rlvr's dependencies; `--wheels DIR` installs it, and any other
 wheel in DIR, offline.
@@ -418,6 +420,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trl-gradient-checkpointing", choices=["on", "off", "both"], default="on")
     parser.add_argument("--rlvr-gradient-checkpointing", choices=["on", "off", "both"], default="off",
                         help="rlvr's model.gradient_checkpointing (its default: off)")
+    parser.add_argument("--rlvr-optim", choices=["adamw", "adamw_8bit", "both"], default="adamw",
+                        help="rlvr's optim.name (its default: adamw; TRL's default is fp32 AdamW)")
     parser.add_argument("--trl-allocator", choices=["system", "rlvr"], default="system",
                         help="TRL's malloc: glibc's (default), or the one the rlvr command preloads")
     parser.add_argument("--rlvr-only", action="store_true", help="measure rlvr alone (no TRL, no ratios)")
@@ -470,10 +474,11 @@ def main() -> int:
             "batch": batch, "micro_batch": micro, "max_new_tokens": args.max_new_tokens,
             "rlvr_model": rlvr_model, "trl_model": trl_model, "rlvr_args": args.rlvr_args,
             "train": str(work / "train.jsonl"), "test": str(work / "test.jsonl")}
-    runs = [("rlvr", "rlvr" if gc == "off" else "rlvr-gc-on", sys.executable,
-             {"rlvr_args": args.rlvr_args + ["--model.gradient_checkpointing=true"] * (gc == "on"),
-              "allocator": "rlvr"})
-            for gc in (["off", "on"] if args.rlvr_gradient_checkpointing == "both" else [args.rlvr_gradient_checkpointing])]
+    runs = [("rlvr", "rlvr" + "-gc-on" * (gc == "on") + "-8bit" * (opt == "adamw_8bit"), sys.executable,
+             {"rlvr_args": args.rlvr_args + ["--model.gradient_checkpointing=true"] * (gc == "on")
+              + [f"--optim.name={opt}"] * (opt != "adamw"), "allocator": "rlvr"})
+            for gc in (["off", "on"] if args.rlvr_gradient_checkpointing == "both" else [args.rlvr_gradient_checkpointing])
+            for opt in (["adamw", "adamw_8bit"] if args.rlvr_optim == "both" else [args.rlvr_optim])]
     for gc in ([] if args.rlvr_only else ["on", "off"] if args.trl_gradient_checkpointing == "both"
                else [args.trl_gradient_checkpointing]):
         runs.append(("trl", f"trl-gc-{gc}", trl,
