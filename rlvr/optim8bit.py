@@ -1,13 +1,16 @@
 """AdamW with 8-bit moments: 2 bytes of optimizer state per parameter instead of AdamW's 8.
 
-Each moment of a tensor is kept in blocks of 256 values: one fp32 scale per block (the block's
-largest magnitude over 448) and the values, divided by it, as float8 e4m3 (3 mantissa bits: a
-relative rounding error of at most 1/16). The second moment is stored as its square root, which
-halves its dynamic range: a block spans 2^17.8 in the root, 2^35.6 in the moment itself.
+Each moment of a tensor is kept in blocks of 256 values: one fp32 scale per block (its largest
+magnitude) and, per value, 8 bits of the square root of its magnitude over that scale: the first
+moment signed (127 levels each side), the second moment's own square root (255 levels, so the
+moment itself at its fourth root). The square root spends the levels where the values are: a
+relative rounding error of at most 1/(127 sqrt f) for the first moment and 1/(255 sqrt f) for the
+root of the second, at a fraction f of the block's largest (0.8% and 0.4% at the largest, 2.5% and
+1.2% at a tenth of it). A first moment under 1.6e-5 of its block's largest rounds to zero, a root
+under 3.8e-6 (a second moment under 1.5e-11).
 
 An element whose root rounds to zero while its first moment does not would divide by `eps`; it
-takes no step instead (its second moment is below 2^-35 of its block's largest, so its gradient
-carries no weight there). Tensors under 4,096 elements (norm gains, biases) keep fp32 moments and
+takes no step instead. Tensors under 4,096 elements (norm gains, biases) keep fp32 moments and
 take AdamW's own update. The update runs in fp32, `chunk` values at a time, so the step's
 temporaries stay a few MB whatever the tensor's size.
 
@@ -23,8 +26,6 @@ import torch
 
 BLOCK = 256
 MIN_8BIT = 4096  # smaller tensors keep fp32 moments
-FP8 = torch.float8_e4m3fn
-FP8_MAX = 448.0
 _PACKED = ("exp_avg", "exp_avg_scale", "exp_avg_root", "exp_avg_root_scale")
 
 
@@ -66,8 +67,8 @@ class AdamW8bit(torch.optim.Optimizer):
             state["exp_avg_sq"] = torch.zeros_like(state["exp_avg"])
             return
         rows = -(-p.numel() // BLOCK)
-        for key in ("exp_avg", "exp_avg_root"):
-            state[key] = torch.zeros(rows, BLOCK, dtype=FP8, device=p.device)
+        for key, dtype in (("exp_avg", torch.int8), ("exp_avg_root", torch.uint8)):
+            state[key] = torch.zeros(rows, BLOCK, dtype=dtype, device=p.device)
             state[key + "_scale"] = torch.zeros(rows, 1, dtype=torch.float32, device=p.device)
 
     @staticmethod
@@ -94,8 +95,8 @@ class AdamW8bit(torch.optim.Optimizer):
             r1 = min(r0 + self.chunk_rows, m8.shape[0])
             lo, hi = r0 * BLOCK, min(r1 * BLOCK, n)
             g = _padded(grad[lo:hi].float(), (r1 - r0) * BLOCK).view(-1, BLOCK)
-            m = m8[r0:r1].float().mul_(ms[r0:r1])
-            v = u8[r0:r1].float().mul_(us[r0:r1]).square_()
+            m = _unpack(m8[r0:r1], ms[r0:r1], 127)
+            v = _unpack(u8[r0:r1], us[r0:r1], 255).square_()
             m.lerp_(g, 1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             u = v.sqrt_()
@@ -105,12 +106,12 @@ class AdamW8bit(torch.optim.Optimizer):
             w.mul_(decay).sub_(upd.view(-1)[: hi - lo], alpha=step_size)
             if w.data_ptr() != flat.data_ptr() + lo * flat.element_size():
                 flat[lo:hi].copy_(w)
-            _pack(m, m8[r0:r1], ms[r0:r1])
-            _pack(u, u8[r0:r1], us[r0:r1])
+            _pack(m, m8[r0:r1], ms[r0:r1], 127)
+            _pack(u, u8[r0:r1], us[r0:r1], 255)
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Like torch's, which casts every floating state tensor to its parameter's dtype: the
-        float8 moments and their fp32 scales are set aside and put back as they were saved."""
+        """Like torch's, which casts every state tensor to its parameter's dtype: the 8-bit
+        moments and their fp32 scales are set aside and put back as they were saved."""
         packed, rest = {}, {}
         for i, s in state_dict["state"].items():
             packed[i] = {k: v for k, v in s.items() if k in _PACKED and "exp_avg_root" in s}
@@ -126,8 +127,16 @@ def _padded(x: torch.Tensor, size: int) -> torch.Tensor:
     return x if x.numel() == size else torch.nn.functional.pad(x, (0, size - x.numel()))
 
 
-def _pack(x: torch.Tensor, out: torch.Tensor, scale: torch.Tensor) -> None:
-    """Store the (rows, 256) fp32 `x` as float8 blocks `out` with per-block scales `scale`."""
+def _pack(x: torch.Tensor, out: torch.Tensor, scale: torch.Tensor, levels: int) -> None:
+    """Store the (rows, 256) fp32 `x` as `levels` * sqrt(|x| / scale), rounded, with its sign, in
+    the 8-bit `out`; `scale` gets each row's largest |x|."""
     torch.amax(x.abs(), dim=1, keepdim=True, out=scale)
-    scale.div_(FP8_MAX).clamp_(min=torch.finfo(torch.float32).tiny)
-    out.copy_(x.div_(scale))
+    scale.clamp_(min=torch.finfo(torch.float32).tiny)
+    x.mul_(levels * levels / scale)
+    out.copy_(x.abs().sqrt_().round_().copysign_(x))
+
+
+def _unpack(q: torch.Tensor, scale: torch.Tensor, levels: int) -> torch.Tensor:
+    """The fp32 values `_pack` stored (a new tensor)."""
+    y = q.float()
+    return y.mul_(y.abs()).mul_(scale / (levels * levels))
