@@ -81,7 +81,7 @@ class AdamW8bit(torch.optim.Optimizer):
         denom = (v.sqrt() / math.sqrt(1 - b2 ** step)).add_(eps)
         w = p.float()
         w.mul_(1 - lr * group["weight_decay"]).addcdiv_(m, denom, value=-lr / (1 - b1 ** step))
-        if w.data_ptr() != p.data_ptr():
+        if p.dtype != torch.float32:  # `w` is a copy, not `p` itself
             p.copy_(w)
 
     def _8bit_update(self, p: torch.Tensor, state: dict, group: dict) -> None:
@@ -104,7 +104,7 @@ class AdamW8bit(torch.optim.Optimizer):
             upd.masked_fill_(u == 0, 0.0)
             w = flat[lo:hi].float()
             w.mul_(decay).sub_(upd.view(-1)[: hi - lo], alpha=step_size)
-            if w.data_ptr() != flat.data_ptr() + lo * flat.element_size():
+            if p.dtype != torch.float32:  # `w` is a copy, not the slice itself
                 flat[lo:hi].copy_(w)
             _pack(m, m8[r0:r1], ms[r0:r1], 127)
             _pack(u, u8[r0:r1], us[r0:r1], 255)

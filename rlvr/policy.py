@@ -61,11 +61,10 @@ def bf16_linears(model: Any) -> None:
 def build_optimizer(cfg: Config, policy: Any) -> tuple[Any, Any]:
     o = cfg.optim
     params = [p for p in policy.parameters() if p.requires_grad]
+    optimizer_class = torch.optim.AdamW
     if o.name == "adamw_8bit":
-        from rlvr.optim8bit import AdamW8bit
-        optimizer = AdamW8bit(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        from rlvr.optim8bit import AdamW8bit as optimizer_class
+    optimizer = optimizer_class(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     total = max(cfg.steps * cfg.grpo.inner_steps, 1)
 
     def factor(i: int) -> float:
