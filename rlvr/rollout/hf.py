@@ -19,6 +19,9 @@ place (nothing to sync; LoRA adapters sample as they are). With another dtype (b
 fast) it keeps its own copy in that dtype and `update_weights` copies the parameters into it after
 each optimiser step. Between a sampling and the next `update_weights` the copy's parameters are
 dropped, so the update runs without them in memory (a quarter of the fp32 policy's size in bf16).
+On a CPU with oneDNN's bf16 kernels a bf16 copy samples with its linear layers' weights reordered
+once per sampling into oneDNN's blocked layout (`_packed_linears`), where `F.linear` reorders them
+at every call: the same products, 15-35% faster at the decode loop's batch sizes.
 Buffers stay in the trainer's precision: RoPE's `inv_freq` cast to bf16 puts
 a phase error of about 0.3 rad on position 200, and the sampler would not be the policy trained.
 
@@ -27,8 +30,10 @@ It does not do continuous batching or paged attention: use the vLLM engine for t
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
+import functools
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -177,6 +182,10 @@ class HFRolloutEngine:
             self._release()
 
     def _generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+        with _packed_linears(self.model, free=self.source is not None and not sharding.is_sharded(self.source)):
+            return self._generate_packed(prompts, params)
+
+    def _generate_packed(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         encoded = [self.encode(p) for p in prompts]
         seeds = [row_seed(params.seed, params.first_index + i, j) if params.seed is not None else None
                  for i in range(len(prompts)) for j in range(params.n)]
@@ -267,6 +276,39 @@ def _chooser(params: SamplingParams, seeds: list[int | None], device: torch.devi
             tokens = draw(logprobs, [generators[r] for r in rows.tolist()] if generators else None)
         return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
     return choose
+
+
+def packable(model: Any) -> list[torch.nn.Linear]:
+    """The linear layers `_packed_linears` reorders: plain `nn.Linear` with a bf16 weight on a CPU
+    whose oneDNN has bf16 kernels (none elsewhere, and none in an fp32 model: MKL runs those)."""
+    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        return []
+    return [m for m in model.modules() if type(m) is torch.nn.Linear and m.weight.dtype == torch.bfloat16
+            and m.weight.device.type == "cpu" and m.weight.numel() > 0]
+
+
+@contextlib.contextmanager
+def _packed_linears(model: Any, free: bool) -> Iterator[None]:
+    """Run `model`'s packable linear layers on their weights reordered for oneDNN (a matrix product
+    that gives the same bits as `F.linear`'s). With `free`, the plain weights that nothing else
+    shares are dropped as each is packed (the engine makes them again before its next sampling):
+    the packed copy takes their memory instead of adding to it."""
+    layers = packable(model)
+    owners = collections.Counter(id(p) for m in model.modules() for p in m.parameters(recurse=False))
+    for layer in layers:
+        packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), 64)
+        layer.forward = functools.partial(_packed_forward, packed, layer.bias)
+        if free and owners[id(layer.weight)] == 1:
+            layer.weight.data = torch.empty(0, dtype=layer.weight.dtype)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.forward  # back to the class's
+
+
+def _packed_forward(weight: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16), weight, bias, "none", [], "")
 
 
 def sampling_copy(model: Any, dtype: str) -> Any:

@@ -7,6 +7,7 @@ from rlvr.components import build_engine, sampling_dtype
 from rlvr.errors import ConfigError, PluginError
 from rlvr.models import load_model, load_tokenizer
 from rlvr.rollout.base import SamplingParams, available_engines, encode_prompt, make_engine
+from rlvr.rollout import hf
 from rlvr.rollout.hf import HFRolloutEngine, sampling_copy
 from rlvr.update import collate, sequence_logprobs
 
@@ -73,6 +74,48 @@ def test_the_copy_is_dropped_between_sampling_and_update_and_samples_as_if_kept(
     again = engine.generate(["What is 7 + 1?"], params)
     assert again == kept.generate(["What is 7 + 1?"], params)
     assert engine.generate(["What is 7 + 1?"], params) == again  # sampled again with no update between
+
+
+needs_packing = pytest.mark.skipif(not hf.packable(torch.nn.Linear(4, 4).to(torch.bfloat16)),
+                                   reason="no oneDNN bf16 kernels on this CPU")
+
+
+@needs_packing
+def test_a_bf16_copy_samples_through_packed_weights_exactly_as_through_plain_ones(policy, tiny_model_dir,
+                                                                                     monkeypatch):
+    """The copy's linear layers run on weights reordered once for oneDNN (the decode loop's matrix
+    products), give the same tokens and log-probs as `F.linear`, and leave no patched forward."""
+    _, tok = policy
+    trained = load_model(str(tiny_model_dir))
+    prompts, params = ["What is 2 + 3?", "Name a colour."], SamplingParams(n=3, max_new_tokens=12, seed=4)
+    engine = build_engine("hf", trained, tok, dtype="bfloat16")
+    with torch.profiler.profile() as prof:
+        packed = engine.generate(prompts, params)
+    calls = sum(e.count for e in prof.key_averages() if e.key == "mkldnn::_linear_pointwise")
+    layers = len([m for m in trained.modules() if type(m) is torch.nn.Linear])
+    assert calls >= layers * params.max_new_tokens // 2  # every linear layer, at every decode step
+    assert not any("forward" in vars(m) for m in engine.model.modules())
+    monkeypatch.setattr(hf, "packable", lambda model: [])
+    plain = build_engine("hf", trained, tok, dtype="bfloat16").generate(prompts, params)
+    assert packed == plain  # tokens and log-probs, bit for bit
+
+
+@needs_packing
+def test_packing_drops_only_the_plain_weights_nothing_else_shares(policy):
+    """With `free`, each packed layer's plain weight is dropped, except the head's, which the tied
+    input embedding still reads; without it nothing is dropped."""
+    model, _ = policy
+    copy = sampling_copy(model, "bfloat16")
+    head, embedding = copy.get_output_embeddings(), copy.get_input_embeddings()
+    assert head.weight is embedding.weight  # the tiny model ties them, as SmolLM2 does
+    others = [m for m in hf.packable(copy) if m is not head]
+    assert others
+    with hf._packed_linears(copy, free=False):
+        assert all(m.weight.numel() > 0 for m in others)
+    with hf._packed_linears(copy, free=True):
+        assert all(m.weight.numel() == 0 for m in others) and embedding.weight.numel() > 0
+        ids = torch.tensor([[1, 2, 3]])
+        assert copy(input_ids=ids).logits.shape == (1, 3, embedding.weight.shape[0])
 
 
 def test_a_copy_made_again_in_the_policys_own_dtype_has_its_own_storage(policy, tiny_model_dir):
