@@ -26,7 +26,8 @@ def ids_and_logps(groups):
 @pytest.mark.parametrize("params", [SamplingParams(n=3, max_new_tokens=20, seed=5),
                                     SamplingParams(n=2, max_new_tokens=16, seed=2, temperature=0.7, top_k=20,
                                                    top_p=0.9),
-                                    SamplingParams(n=2, max_new_tokens=12, temperature=0)])
+                                    SamplingParams(n=2, max_new_tokens=12, temperature=0),
+                                    SamplingParams(n=2, max_new_tokens=75, seed=9)])  # the cache grows 3 times
 def test_the_own_loop_samples_what_generate_samples(policy, params):
     model, tok = policy
     own = HFRolloutEngine(model, tok, loop="own", batch_size=4).generate(PROMPTS, params)
@@ -98,3 +99,21 @@ def test_the_prefill_multiplies_the_head_once(tiny_model_dir):
         decode.sample_rows(model, prompts, [2] * len(prompts), 3, greedy, [], tok.pad_token_id)
     largest = max(e.cpu_memory_usage for e in prof.events())
     assert largest < 2 * head.numel() * head.element_size(), (largest, head.numel() * head.element_size())
+
+
+def test_the_cache_layer_grows_a_chunk_at_a_time_and_keeps_what_was_written():
+    layer = decode.GrowingLayer(capacity=70)
+    prompt = torch.randn(2, 3, 5, 4)
+    keys, _ = layer.update(prompt, prompt + 1)
+    assert layer.room == decode.GROW and torch.equal(keys, prompt)
+    written = [prompt]
+    for end in range(6, 71):
+        layer.reserve(end)
+        token = torch.randn(2, 3, 1, 4)
+        keys, values = layer.update(token, token + 1)
+        written.append(token)
+        assert keys.shape[2] == layer.room == min(70, -(-end // decode.GROW) * decode.GROW)
+        assert torch.equal(keys[:, :, :end], torch.cat(written, 2))
+        assert torch.equal(values[:, :, :end], torch.cat(written, 2) + 1) and not keys[:, :, end:].any()
+    with pytest.raises(RuntimeError, match="capacity 70 exceeded"):
+        layer.reserve(71)
