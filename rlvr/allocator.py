@@ -15,6 +15,14 @@ before torch is imported. `RLVR_ALLOCATOR` chooses:
   `scripts/setup.sh` installs), else glibc's;
 - `system`: glibc's malloc, no restart;
 - a library name or path (`libjemalloc.so.2`, `/opt/lib/libtcmalloc.so`): that one, or an error.
+
+The same commands bound two caches of compiled matrix-product kernels that grow with every new
+shape (`bound_shape_caches`, before torch loads): oneDNN's primitive cache and PyTorch's ideep
+cache, 1,024 entries each by default, of about 0.3-0.6 MB each on this model's products. Every
+micro-batch width and decode batch size is a new shape, so on the vs_trl workload a trainer's heap
+grew 50-70 MiB a step (about 1 GB by the time both caches are full); at 256 and 64 entries it stays
+flat, and a step still finds 99.5% of its kernels in the cache (a miss costs about 0.5 ms). A
+value the user sets is kept.
 """
 
 from __future__ import annotations
@@ -22,10 +30,19 @@ from __future__ import annotations
 import ctypes.util
 import os
 import sys
+from typing import MutableMapping
 
 from rlvr.errors import ConfigError
 
 TCMALLOC = ("tcmalloc_minimal", "tcmalloc")  # gperftools' libraries, by `find_library` name
+SHAPE_CACHES = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "256", "LRU_CACHE_CAPACITY": "64"}  # entries
+
+
+def bound_shape_caches(env: MutableMapping[str, str]) -> None:
+    """Cap oneDNN's and ideep's kernel caches in `env` (the process's own, before torch loads),
+    unless they are set already."""
+    for key, entries in SHAPE_CACHES.items():
+        env.setdefault(key, entries)
 
 
 def choose(setting: str, find=ctypes.util.find_library) -> str | None:

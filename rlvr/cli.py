@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from rlvr.errors import ConfigError, RlvrError
@@ -40,7 +41,7 @@ def _version() -> str:
     return __version__
 
 
-HEAVY = ("train", "eval", "sft", "rm")  # run as a program, they start again with `rlvr.allocator`'s choice
+HEAVY = ("train", "eval", "sft", "rm")  # run as a program: `rlvr.allocator`'s choice and cache bounds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if program and name in HEAVY:
         from rlvr import allocator
 
+        allocator.bound_shape_caches(os.environ)
         try:
             allocator.preload()
         except ConfigError as exc:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from rlvr.allocator import choose, preload_environment
+from rlvr.allocator import bound_shape_caches, choose, preload_environment
 from rlvr.errors import ConfigError
 
 SYSTEM = {"tcmalloc_minimal": "libtcmalloc_minimal.so.4", "jemalloc": "libjemalloc.so.2"}
@@ -88,3 +88,46 @@ def test_commands_called_as_functions_do_not_start_again(tmp_path):
         assert main(["train", "--help-config"]) == 0
     finally:
         del os.environ["RLVR_ALLOCATOR"]
+
+
+CACHES = """import sys
+from rlvr.cli import main
+sys.argv = ["rlvr", "train", "--help-config"]
+main()
+import torch  # as the command would, after `main` set the environment up
+
+def rss():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
+
+def product(n):  # a bf16 batched product of a shape not seen before: one kernel compiled and cached
+    return torch.bmm(torch.ones(4, n, 64, dtype=torch.bfloat16), torch.ones(4, 64, 16, dtype=torch.bfloat16))
+
+product(2)
+before = rss()
+for n in range(100, 700):
+    product(n)
+print("GROWTH_MB", rss() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_command_bounds_the_kernel_caches_that_grow_with_each_new_shape():
+    """600 new shapes: with the libraries' 1,024-entry caches (set by hand, which the command keeps)
+    the process grows by about 0.5 MB a shape; with the command's bounds it stops where they are full."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
+
+    def growth(**env):
+        proc = subprocess.run([sys.executable, "-c", CACHES], env={**environ, **env}, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return float(proc.stdout.split("GROWTH_MB")[-1])
+
+    bounded = growth()
+    unbounded = growth(ONEDNN_PRIMITIVE_CACHE_CAPACITY="1024", LRU_CACHE_CAPACITY="1024")
+    assert unbounded - bounded > 150 and unbounded > 2.5 * bounded, (bounded, unbounded)  # about 90 and 330 MB
+
+
+def test_the_cache_bounds_keep_what_the_user_set():
+    env = {"LRU_CACHE_CAPACITY": "8"}
+    bound_shape_caches(env)
+    assert env == {"LRU_CACHE_CAPACITY": "8", "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "256"}
