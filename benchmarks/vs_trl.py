@@ -14,8 +14,9 @@ Each trainer runs `--steps` steps in its own subprocess, one after the other, wi
 count: rlvr through `rlvr train` (its CLI entry point, in-process in the child, with a YAML config),
 TRL with `use_vllm=False` and its defaults otherwise (gradient checkpointing on unless
 `--trl-gradient-checkpointing off`; `both` runs TRL twice). The rlvr child starts with the
-allocator the `rlvr` command preloads (`rlvr.allocator`: tcmalloc where the system has it); TRL's
-with glibc's malloc, unless `--trl-allocator rlvr` gives it the same (like for like). rlvr runs with its defaults (no
+allocator the `rlvr` command preloads and the kernel-cache bounds it sets (`rlvr.allocator`:
+tcmalloc where the system has it); TRL's with glibc's malloc and the libraries' cache sizes,
+unless `--trl-allocator rlvr` gives it the same (like for like). rlvr runs with its defaults (no
 activation checkpointing) unless `--rlvr-gradient-checkpointing on` (or `both`), and with fp32 AdamW
 unless `--rlvr-optim adamw_8bit` (or `both`: 8-bit moments, `optim.name`; TRL keeps its default fp32
 AdamW). TRL 1.16 is installed into its own
@@ -362,8 +363,9 @@ def run_child(python: str, trainer: str, spec: dict) -> dict:
            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TOKENIZERS_PARALLELISM": "false",
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     if spec["allocator"] == "rlvr":  # as the `rlvr` command starts itself
-        from rlvr.allocator import preload_environment
+        from rlvr.allocator import bound_shape_caches, preload_environment
 
+        bound_shape_caches(env)
         env = preload_environment(env) or env
     t0 = time.perf_counter()
     code = subprocess.run([python, str(Path(__file__).resolve()), "--worker", trainer, "--spec", str(spec_path)],
@@ -423,7 +425,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rlvr-optim", choices=["adamw", "adamw_8bit", "both"], default="adamw",
                         help="rlvr's optim.name (its default: adamw; TRL's default is fp32 AdamW)")
     parser.add_argument("--trl-allocator", choices=["system", "rlvr"], default="system",
-                        help="TRL's malloc: glibc's (default), or the one the rlvr command preloads")
+                        help="TRL's malloc and kernel caches: glibc's and the libraries' (default), or the rlvr command's")
     parser.add_argument("--rlvr-only", action="store_true", help="measure rlvr alone (no TRL, no ratios)")
     parser.add_argument("--random-weights", action="store_true", help="SmolLM2-135M config, seeded random weights")
     parser.add_argument("--tiny", action="store_true", help="random weights, two small layers: a smoke test")
