@@ -26,6 +26,7 @@ import torch
 
 BLOCK = 256
 MIN_8BIT = 4096  # smaller tensors keep fp32 moments
+MIN_SCALE = 1e-30  # a block's scale at least: levels^2 / scale stays finite (0 * inf would be NaN, cast to 8 bits)
 _PACKED = ("exp_avg", "exp_avg_scale", "exp_avg_root", "exp_avg_root_scale")
 
 
@@ -129,14 +130,17 @@ def _padded(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def _pack(x: torch.Tensor, out: torch.Tensor, scale: torch.Tensor, levels: int) -> None:
     """Store the (rows, 256) fp32 `x` as `levels` * sqrt(|x| / scale), rounded, with its sign, in
-    the 8-bit `out`; `scale` gets each row's largest |x|."""
-    torch.amax(x.abs(), dim=1, keepdim=True, out=scale)
-    scale.clamp_(min=torch.finfo(torch.float32).tiny)
-    x.mul_(levels * levels / scale)
-    out.copy_(x.abs().sqrt_().round_().copysign_(x))
+    the 8-bit `out` (unsigned: `x` >= 0, and `x` is overwritten); `scale` gets each row's largest |x|."""
+    signed = out.dtype.is_signed
+    magnitude = x.abs() if signed else x
+    torch.amax(magnitude, dim=1, keepdim=True, out=scale)
+    scale.clamp_(min=MIN_SCALE)
+    magnitude.mul_(levels * levels / scale).sqrt_().round_()
+    out.copy_(magnitude.copysign_(x) if signed else magnitude)
 
 
 def _unpack(q: torch.Tensor, scale: torch.Tensor, levels: int) -> torch.Tensor:
     """The fp32 values `_pack` stored (a new tensor)."""
     y = q.float()
-    return y.mul_(y.abs()).mul_(scale / (levels * levels))
+    y = y.mul_(y.abs()) if q.dtype.is_signed else y.square_()
+    return y.mul_(scale / (levels * levels))

@@ -8,7 +8,7 @@ import torch
 
 from rlvr.config import build_config
 from rlvr.errors import ConfigError
-from rlvr.optim8bit import AdamW8bit
+from rlvr.optim8bit import AdamW8bit, _pack, _unpack
 
 HYPER = dict(lr=1e-3, betas=(0.9, 0.99), weight_decay=0.01)
 
@@ -169,3 +169,16 @@ def test_the_steps_temporaries_are_one_chunk_not_the_tensor():
 def test_bad_optimizer_settings_are_config_errors(args, needle):
     with pytest.raises(ConfigError, match=needle):
         build_config(overrides=args)
+
+
+def test_an_all_zero_block_packs_without_nan():
+    """A block of zeros (a first moment that never saw a gradient) scales by levels^2 / its scale:
+    with the scale clamped to float32's smallest normal that is inf, and 0 * inf is NaN, which the
+    cast to 8 bits turns into whatever the platform makes of it."""
+    for dtype, levels in ((torch.int8, 127), (torch.uint8, 255)):
+        x = torch.zeros(2, 256)
+        x[1] = torch.rand(256)
+        out, scale = torch.empty(2, 256, dtype=dtype), torch.empty(2, 1)
+        _pack(x, out, scale, levels)
+        assert torch.isfinite(levels * levels / scale).all() and (out[0] == 0).all()
+        assert torch.equal(_unpack(out, scale, levels)[0], torch.zeros(256))
