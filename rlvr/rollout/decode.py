@@ -40,10 +40,11 @@ class GrowingLayer(DynamicLayer):
     """One layer's keys and values (B, heads, room, head_dim), zeros until written, each new token
     written in place. The buffers grow `GROW` positions at a time up to `capacity` (`reserve`), so
     one-token attention reads about as many positions as are written, not the whole capacity (on
-    the vs_trl rollout, 180 positions, 0.65 s of 11.5). For one new token `update` returns the whole buffers (the loop's mask hides the positions not
-    yet written): a view of the filled part would be copied by every batched product that reads
-    it (their CPU kernels take only contiguous batches), the whole cache of every layer at every
-    step. For several tokens (the prefill) it returns that view."""
+    the vs_trl rollout, 180 positions, 0.65 s of 11.5). For one new token `update` returns the
+    whole buffers (the loop's mask hides the positions not yet written): a view of the filled part
+    would be copied by every batched product that reads it (their CPU kernels take only contiguous
+    batches), the whole cache of every layer at every step. For several tokens (the prefill) it
+    returns that view."""
 
     def __init__(self, capacity: int):
         super().__init__()
@@ -144,7 +145,7 @@ def sample_rows(model: Any, prompts: Sequence[Sequence[int]], repeats: Sequence[
             last = last + 1
             for layer in cache.layers:
                 layer.reserve(width + t + 1)
-            visible = attention[:, None, None, :cache.layers[0].room].bool()  # (B, 1, 1, capacity); a 4D mask is used as given
+            visible = attention[:, None, None, :cache.layers[0].room].bool()  # (B, 1, 1, room); a 4D mask is used as given
             scores = model(input_ids=tok[:, None], attention_mask=visible, position_ids=last[:, None],
                            use_cache=True, **kv).logits[:, -1]
     n = lengths.tolist()

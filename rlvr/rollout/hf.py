@@ -153,11 +153,16 @@ class HFRolloutEngine:
         """Drop the sampling copy's parameters after sampling, so the update that follows runs
         without them in memory; `update_weights` (or the next sampling) makes them again. Not for a
         sharded source: gathering it takes every rank, at the trainer's `update_weights` only."""
-        if self.source is None or sharding.is_sharded(self.source):
+        if not self._releasable():
             return
         for param in self.model.parameters():
             param.data = torch.empty(0, dtype=param.dtype, device=param.device)
         self.released = True
+
+    def _releasable(self) -> bool:
+        """Whether the copy's parameters may be dropped after a sampling (`_release`): it has a
+        source to make them again from, and not a sharded one."""
+        return self.source is not None and not sharding.is_sharded(self.source)
 
     def close(self) -> None:
         self.model = None
@@ -182,7 +187,7 @@ class HFRolloutEngine:
             self._release()
 
     def _generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        with _packed_linears(self.model, free=self.source is not None and not sharding.is_sharded(self.source)):
+        with _packed_linears(self.model, free=self._releasable()):
             return self._generate_packed(prompts, params)
 
     def _generate_packed(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
@@ -293,17 +298,18 @@ def _packed_linears(model: Any, free: bool) -> Iterator[None]:
     that gives the same bits as `F.linear`'s). With `free`, the plain weights that nothing else
     shares are dropped as each is packed (the engine makes them again before its next sampling):
     the packed copy takes their memory instead of adding to it."""
-    layers = packable(model)
     owners = collections.Counter(id(p) for m in model.modules() for p in m.parameters(recurse=False))
-    for layer in layers:
-        packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), 64)
-        layer.forward = functools.partial(_packed_forward, packed, layer.bias)
-        if free and owners[id(layer.weight)] == 1:
-            layer.weight.data = torch.empty(0, dtype=layer.weight.dtype)
+    patched: list[torch.nn.Linear] = []
     try:
+        for layer in packable(model):
+            packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), 64)
+            layer.forward = functools.partial(_packed_forward, packed, layer.bias)
+            patched.append(layer)
+            if free and owners[id(layer.weight)] == 1:
+                layer.weight.data = torch.empty(0, dtype=layer.weight.dtype)
         yield
     finally:
-        for layer in layers:
+        for layer in patched:
             del layer.forward  # back to the class's
 
 
