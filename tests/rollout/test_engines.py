@@ -118,6 +118,44 @@ def test_packing_drops_only_the_plain_weights_nothing_else_shares(policy):
         assert copy(input_ids=ids).logits.shape == (1, 3, embedding.weight.shape[0])
 
 
+needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
+
+
+@needs_onednn
+def test_an_fp32_policy_sampled_in_place_runs_through_packed_weights(policy, tiny_model_dir):
+    """Where sampling stays in fp32 (CPUs without fast bf16), the trained policy's linear layers
+    run on weights reordered for oneDNN while it samples: every layer at every decode step, with
+    products within 1e-5 of `F.linear`'s, and nothing patched or dropped afterwards."""
+    _, tok = policy
+    trained = load_model(str(tiny_model_dir))
+    engine = build_engine("hf", trained, tok, dtype="same")
+    params = SamplingParams(n=3, max_new_tokens=12, seed=4)
+    with torch.profiler.profile() as prof:
+        engine.generate(["What is 2 + 3?", "Name a colour."], params)
+    calls = sum(e.count for e in prof.key_averages() if e.key == "mkldnn::_linear_pointwise")
+    layers = [m for m in trained.modules() if type(m) is torch.nn.Linear]
+    assert calls >= len(layers) * params.max_new_tokens // 2
+    assert not any("forward" in vars(m) for m in trained.modules())
+    assert all(m.weight.numel() > 0 and m.weight.requires_grad for m in layers)
+    ids = torch.tensor([[5, 9, 2, 7, 1, 3]])
+    with torch.no_grad():
+        plain = trained(input_ids=ids).logits
+        with hf._packed_linears(trained, free=False):
+            packed = trained(input_ids=ids).logits
+    torch.testing.assert_close(packed, plain, rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+def test_a_frozen_model_sampled_in_place_is_not_packed(policy):
+    """Without `free` the packed copy would add to memory unless it stands in for gradients that
+    sampling does not hold: frozen weights (LoRA's base, a reference) keep their plain forward."""
+    model, _ = policy
+    frozen = sampling_copy(model, "float32")  # requires_grad off
+    assert hf.packable(frozen, free=False) == []
+    assert len(hf.packable(frozen, free=True)) == len([m for m in frozen.modules() if type(m) is torch.nn.Linear])
+    assert hf.packable(model, free=False)
+
+
 def test_a_copy_made_again_in_the_policys_own_dtype_has_its_own_storage(policy, tiny_model_dir):
     model, tok = policy
     trained = load_model(str(tiny_model_dir))
