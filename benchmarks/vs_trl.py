@@ -16,7 +16,9 @@ TRL with `use_vllm=False` and its defaults otherwise (gradient checkpointing on 
 `--trl-gradient-checkpointing off`; `both` runs TRL twice). The rlvr child starts with the
 allocator the `rlvr` command preloads and the kernel-cache bounds it sets (`rlvr.allocator`:
 tcmalloc where the system has it); TRL's with glibc's malloc and the libraries' cache sizes,
-unless `--trl-allocator rlvr` gives it the same (like for like). rlvr runs with its defaults (no
+unless `--trl-allocator rlvr` gives it the same (like for like). TRL computes in bf16 (its default
+`bf16=True`) unless `--trl-bf16 off`: on a CPU without bf16 kernels (AVX2 only) its default runs
+emulated bf16 while rlvr's `auto` stays in fp32, and `off` compares the two in fp32. rlvr runs with its defaults (no
 activation checkpointing) unless `--rlvr-gradient-checkpointing on` (or `both`), and with fp32 AdamW
 unless `--rlvr-optim adamw_8bit` (or `both`: 8-bit moments, `optim.name`; TRL keeps its default fp32
 AdamW). TRL 1.16 is installed into its own
@@ -255,7 +257,8 @@ def run_trl(spec: dict) -> dict:
         max_completion_length=spec["max_new_tokens"], temperature=1.0, top_p=1.0, top_k=0, beta=0.04,
         learning_rate=1e-6, num_iterations=1, loss_type="dapo", use_vllm=False,
         gradient_checkpointing=spec["gradient_checkpointing"], use_cpu=spec["device"] == "cpu",
-        logging_steps=1, report_to="none", save_strategy="no", disable_tqdm=True)
+        logging_steps=1, report_to="none", save_strategy="no", disable_tqdm=True,
+        **({"bf16": False} if spec.get("trl_bf16") == "off" else {}))
     trainer = GRPOTrainer(model=spec["trl_model"], reward_funcs=boxed_sum_reward, args=config,
                           train_dataset=data, callbacks=[phases])
     trainer.train()
@@ -426,6 +429,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="rlvr's optim.name (its default: adamw; TRL's default is fp32 AdamW)")
     parser.add_argument("--trl-allocator", choices=["system", "rlvr"], default="system",
                         help="TRL's malloc and kernel caches: glibc's and the libraries' (default), or the rlvr command's")
+    parser.add_argument("--trl-bf16", choices=["default", "off"], default="default",
+                        help="TRL's bf16: its default (True unless fp16), or off: fp32, as rlvr computes on a "
+                             "CPU without fast bf16, where TRL's default emulates it")
     parser.add_argument("--rlvr-only", action="store_true", help="measure rlvr alone (no TRL, no ratios)")
     parser.add_argument("--random-weights", action="store_true", help="SmolLM2-135M config, seeded random weights")
     parser.add_argument("--tiny", action="store_true", help="random weights, two small layers: a smoke test")
@@ -483,8 +489,9 @@ def main() -> int:
             for opt in (["adamw", "adamw_8bit"] if args.rlvr_optim == "both" else [args.rlvr_optim])]
     for gc in ([] if args.rlvr_only else ["on", "off"] if args.trl_gradient_checkpointing == "both"
                else [args.trl_gradient_checkpointing]):
-        runs.append(("trl", f"trl-gc-{gc}", trl,
-                     {"gradient_checkpointing": gc == "on", "allocator": args.trl_allocator}))
+        runs.append(("trl", f"trl-gc-{gc}" + "-fp32" * (args.trl_bf16 == "off"), trl,
+                     {"gradient_checkpointing": gc == "on", "allocator": args.trl_allocator,
+                      "trl_bf16": args.trl_bf16}))
     lines = []
     for trainer, variant, python, extra in runs:
         try:
