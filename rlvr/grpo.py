@@ -75,7 +75,7 @@ def soft_overlong_penalty(lengths: torch.Tensor, max_len: int, cache_len: int) -
 
 
 def selective_log_softmax(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                          temperature: float = 1.0, chunk_tokens: int = 512,
+                          temperature: float = 1.0, chunk_tokens: int = 256,
                           backward_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """log p(target) and entropy at each position, without materialising all logits at once.
 
@@ -227,21 +227,28 @@ def head_grad_into_param() -> Iterator[None]:
 
 
 HEAD_SLICE = 16384  # rows of the head per product in `_HeadLogProb.backward`
-LOGIT_ROWS = 256  # positions whose fp32 logits `_chunk_logp` and `_logit_grad` make at once
+LOGIT_ROWS = 128  # positions whose fp32 logits `_chunk_logp` and `_logit_grad` make at once
 
 
 def _logit_grad(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, lse: torch.Tensor, g: torch.Tensor,
                 temperature: float, dtype: torch.dtype) -> torch.Tensor:
     """d loss / d logits (n, V) in `dtype`: g * (onehot(t) - softmax) / T, from fp32 logits made
-    LOGIT_ROWS positions at a time."""
+    LOGIT_ROWS positions at a time (a chunk of at most LOGIT_ROWS positions is its one block)."""
+    if len(h) <= LOGIT_ROWS:
+        return _logit_grad_block(h, weight, t, lse, g, temperature).to(dtype)
     out = h.new_empty(len(h), weight.shape[0], dtype=dtype)
     for r in range(0, len(h), LOGIT_ROWS):
         rows = slice(r, r + LOGIT_ROWS)
-        grad = _logits(h[rows], weight, temperature).sub_(lse[rows, None]).exp_().mul_(-g[rows, None])  # in place
-        grad.scatter_add_(-1, t[rows, None], g[rows, None].to(grad.dtype))
-        out[rows] = grad.div_(temperature) if temperature != 1.0 else grad
-        del grad  # before the next block's logits are made
+        out[rows] = _logit_grad_block(h[rows], weight, t[rows], lse[rows], g[rows], temperature)
     return out
+
+
+def _logit_grad_block(h: torch.Tensor, weight: torch.Tensor, t: torch.Tensor, lse: torch.Tensor, g: torch.Tensor,
+                      temperature: float) -> torch.Tensor:
+    """`_logit_grad` of one block of positions, in the logits' dtype (at least fp32), in place over them."""
+    grad = _logits(h, weight, temperature).sub_(lse[:, None]).exp_().mul_(-g[:, None])
+    grad.scatter_add_(-1, t[:, None], g[:, None].to(grad.dtype))
+    return grad.div_(temperature) if temperature != 1.0 else grad
 
 
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
