@@ -71,11 +71,33 @@ def test_the_engine_processes_start_without_the_trainers_mkl_threads_on_cpu(monk
 
     from rlvr.rollout.vllm import engine_environment
 
+    from rlvr.rollout.vllm import whole_machine_binding
+
     monkeypatch.setenv("MKL_NUM_THREADS", "2")
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    monkeypatch.delenv("VLLM_CPU_NUM_OF_RESERVED_CPU", raising=False)
     with engine_environment():
         inside = os.environ.get("MKL_NUM_THREADS")
-    assert os.environ["MKL_NUM_THREADS"] == "2"
+        bind = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
+    assert os.environ["MKL_NUM_THREADS"] == "2" and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ
     assert inside == (None if current_platform.is_cpu() else "2")
+    cpu = current_platform.is_cpu()
+    assert bind == (whole_machine_binding({}, 1, os.sched_getaffinity(0)) if cpu else None)
+
+
+def test_a_small_cpus_engine_worker_is_bound_to_every_core_unless_the_user_binds_or_reserves():
+    """vLLM keeps a core of a 2-core CPU for its scheduler, half the machine, while the trainer
+    waits for the sampling: the one worker gets both. A user's binding or reservation, several
+    workers, one core or a larger machine keep vLLM's own choice."""
+    from rlvr.rollout.vllm import whole_machine_binding
+
+    assert whole_machine_binding({}, 1, {0, 1}) == "0,1"
+    assert whole_machine_binding({"OMP_NUM_THREADS": "2"}, 1, {5, 3}) == "3,5"
+    assert whole_machine_binding({"VLLM_CPU_OMP_THREADS_BIND": "0"}, 1, {0, 1}) is None
+    assert whole_machine_binding({"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}, 1, {0, 1}) is None
+    assert whole_machine_binding({}, 2, {0, 1}) is None
+    assert whole_machine_binding({}, 1, {0}) is None
+    assert whole_machine_binding({}, 1, set(range(8))) is None
 
 
 def trainer_logprobs(model, prompt_ids, completion_ids):
