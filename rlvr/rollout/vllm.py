@@ -257,8 +257,8 @@ def whole_machine_binding(env: Any, tensor_parallel_size: int, cores: set[int]) 
     cores. vLLM reserves a core for its scheduler process, half of a 2-core machine, while trainer
     and engine take turns (the trainer waits for each sampling; the engine idles through the
     update). On a 2-core AVX2 CPU (`benchmarks/vs_trl.py --rlvr-only`, checkpointing, 8-bit
-    moments) the worker on both cores sampled 157 tokens/s against 101 on the one vLLM chose, and
-    a step took 103.1 s against 115.6."""
+    moments) the worker on both cores sampled 157-171 tokens/s against 101 on the one vLLM chose,
+    and a step took 89.9-103.1 s against 115.6."""
     if ("VLLM_CPU_OMP_THREADS_BIND" in env or "VLLM_CPU_NUM_OF_RESERVED_CPU" in env
             or tensor_parallel_size != 1 or not 1 < len(cores) <= WHOLE_MACHINE_CORES):
         return None
