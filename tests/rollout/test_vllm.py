@@ -69,9 +69,7 @@ def test_the_engine_processes_start_without_the_trainers_mkl_threads_on_cpu(monk
     _vllm_engine_class()
     from vllm.platforms import current_platform
 
-    from rlvr.rollout.vllm import engine_environment
-
-    from rlvr.rollout.vllm import whole_machine_binding
+    from rlvr.rollout.vllm import engine_environment, whole_machine_binding
 
     monkeypatch.setenv("MKL_NUM_THREADS", "2")
     monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
@@ -80,8 +78,8 @@ def test_the_engine_processes_start_without_the_trainers_mkl_threads_on_cpu(monk
         inside = os.environ.get("MKL_NUM_THREADS")
         bind = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
     assert os.environ["MKL_NUM_THREADS"] == "2" and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ
-    assert inside == (None if current_platform.is_cpu() else "2")
     cpu = current_platform.is_cpu()
+    assert inside == (None if cpu else "2")
     assert bind == (whole_machine_binding({}, 1, os.sched_getaffinity(0)) if cpu else None)
 
 
