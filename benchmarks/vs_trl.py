@@ -322,9 +322,20 @@ def worker(trainer: str, spec_path: str) -> int:
 # ------------------------------------------------------------------------- the parent
 
 
-def trl_python(work: Path, wheels: str | None) -> str:
-    """The interpreter of a venv over this one's packages with TRL added (made on first use)."""
-    venv = work / "trl-venv"
+def parent_site_line() -> str:
+    """A .pth line that adds this interpreter's site directories (and their own .pth files)."""
+    import site
+
+    dirs = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
+    return f"import site; list(map(site.addsitedir, {[d for d in dirs if os.path.isdir(d)]!r}))\n"
+
+
+def make_venv(venv: Path) -> Path:
+    """A venv over this interpreter's packages (made on first use); its interpreter.
+
+    `venv --system-site-packages` reaches the base interpreter's packages only, so where this one
+    is itself a venv (a GPU image's torch often lives in one) the new venv would see no torch: a
+    .pth file adds this interpreter's site directories after the new venv's own."""
     python = venv / "bin" / "python"
     if not python.exists():
         made = subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
@@ -332,6 +343,32 @@ def trl_python(work: Path, wheels: str | None) -> str:
         if made.returncode != 0:
             raise BenchError(f"cannot make a virtual environment for TRL in {venv}: "
                              f"{made.stderr.strip()[-1000:]} (Debian/Ubuntu: apt install python3-venv)")
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "rlvr-parent-site.pth").write_text(parent_site_line())
+    return python
+
+
+def same_packages(python: Path, names: tuple[str, ...] = ("torch", "transformers")) -> None:
+    """Raise unless `python` imports `names` from the same files as this interpreter."""
+    import importlib.util
+
+    ours = {name: importlib.util.find_spec(name).origin for name in names}
+    probe = "import importlib.util, json, sys; print(json.dumps({n: importlib.util.find_spec(n).origin for n in sys.argv[1:]}))"
+    seen = subprocess.run([str(python), "-c", probe, *names], capture_output=True, text=True)
+    theirs = json.loads(seen.stdout) if seen.returncode == 0 else {}
+    for name in names:
+        if theirs.get(name) != ours[name]:
+            raise BenchError(f"{python} imports {name} from {theirs.get(name) or 'nowhere'} "
+                             f"({seen.stderr.strip()[-300:] or 'not found'}), not from {ours[name]} as "
+                             f"this interpreter does: the two trainers would not run on the same packages")
+
+
+def trl_python(work: Path, wheels: str | None) -> str:
+    """The interpreter of a venv over this one's packages with TRL added (made on first use)."""
+    venv = work / "trl-venv"
+    python = make_venv(venv)
+    same_packages(python)
     probe = [str(python), "-c", "import trl, datasets; from trl import GRPOTrainer; print(trl.__version__)"]
     found = subprocess.run(probe, capture_output=True, text=True)
     if found.returncode == 0 and found.stdout.strip() == TRL_VERSION:
