@@ -118,8 +118,9 @@ print("GROWTH_MB", rss() - before)
 def test_the_command_bounds_the_kernel_caches_that_grow_with_each_new_shape():
     """600 new shapes: with the libraries' 1,024-entry caches (set by hand, which the command keeps)
     the process grows by about 0.5 MB a shape; with the command's bounds it stops where they are full
-    (on a 2-core AVX2 CPU 73 against 316 MB). The product is one that oneDNN runs on every x86 CPU: a
-    bf16 one goes elsewhere where the CPU has no bf16 kernels, and no cache grows."""
+    (on a 2-core AVX2 CPU 73 against 316 MB with torch 2.13, 9 against 37 MB with torch 2.11, whose
+    oneDNN keeps smaller entries). The product is one that oneDNN runs on every x86 CPU: a bf16 one
+    goes elsewhere where the CPU has no bf16 kernels, and no cache grows."""
     environ = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
 
     def growth(**env):
@@ -130,7 +131,7 @@ def test_the_command_bounds_the_kernel_caches_that_grow_with_each_new_shape():
 
     bounded = growth()
     unbounded = growth(ONEDNN_PRIMITIVE_CACHE_CAPACITY="1024", LRU_CACHE_CAPACITY="1024")
-    assert unbounded - bounded > 150 and unbounded > 2.5 * bounded, (bounded, unbounded)
+    assert unbounded - bounded > 20 and unbounded > 2.5 * bounded, (bounded, unbounded)
 
 
 def test_the_cache_bounds_keep_what_the_user_set():
