@@ -157,7 +157,12 @@ def resolve_model_path(name: str) -> str:
 
 def _tokenizer_path(name: str) -> str:
     """Where the tokenizer of `name` is: beside the weights, or for a checkpoint written without
-    one (before checkpoints carried it), the tokenizer of the run's base model."""
+    one (before checkpoints carried it), the tokenizer of the run's base model; or a directory that
+    holds a tokenizer alone."""
+    given = Path(name)
+    alone = given.is_dir() and not (given / "config.json").is_file()
+    if alone and any((given / f).is_file() for f in _TOKENIZER_FILES):
+        return name
     path = resolve_model_path(name)
     local = Path(path)
     if not local.is_dir() or any((local / f).is_file() for f in _TOKENIZER_FILES):
@@ -282,12 +287,13 @@ def _check_safetensors(path: Path, name: str) -> None:
                              "(shorter than its header says)")
 
 
-def tiny_random_model(path: str | os.PathLike, seed: int = 0, **overrides) -> Path:
-    """Write a tiny random-weight Llama with the default model's tokenizer to `path` (for tests)."""
+def tiny_random_model(path: str | os.PathLike, seed: int = 0, tokenizer: str | None = None, **overrides) -> Path:
+    """Write a tiny random-weight Llama to `path` (for tests), with the tokenizer of `tokenizer` (a
+    directory or model name; default: the default model's)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = load_tokenizer(DEFAULT_MODEL)
+    tokenizer = load_tokenizer(tokenizer or DEFAULT_MODEL)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,

@@ -20,10 +20,13 @@ DOCKER_UNAVAILABLE = "Docker sandbox unavailable"
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    """A tiny random-weight Llama with the default model's tokenizer (built offline)."""
+    """A tiny random-weight Llama with the default model's tokenizer (built offline), or with the
+    tokenizer directory RLVR_TEST_TOKENIZER names, on a machine without the default model's package
+    (a GPU machine: `benchmarks/vs_trl_gpu.sh pack` writes one)."""
     from rlvr.models import tiny_random_model
 
-    return tiny_random_model(tmp_path_factory.mktemp("tiny") / "model")
+    return tiny_random_model(tmp_path_factory.mktemp("tiny") / "model",
+                             tokenizer=os.environ.get("RLVR_TEST_TOKENIZER") or None)
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,15 @@ def test_a_directory_without_a_model_and_a_run_directory_are_named(tmp_path):
         load_tokenizer(str(tmp_path))
 
 
+def test_a_directory_that_holds_a_tokenizer_alone_gives_it_but_no_model(tiny_model_dir, tmp_path):
+    load_tokenizer(str(tiny_model_dir)).save_pretrained(tmp_path)
+    tok = load_tokenizer(str(tmp_path))
+    assert tok("What is 2 + 3?")["input_ids"] == load_tokenizer(str(tiny_model_dir))("What is 2 + 3?")["input_ids"]
+    assert tok.padding_side == "left" and tok.pad_token_id is not None
+    with pytest.raises(ModelLoadError, match="holds no model"):
+        load_model(str(tmp_path))
+
+
 def test_check_model_finds_truncated_weights_in_a_second(tiny_model_dir, tmp_path):
     model = tmp_path / "m"
     shutil.copytree(tiny_model_dir, model)
