@@ -354,7 +354,8 @@ def same_packages(python: Path, names: tuple[str, ...] = ("torch", "transformers
     import importlib.util
 
     ours = {name: importlib.util.find_spec(name).origin for name in names}
-    probe = "import importlib.util, json, sys; print(json.dumps({n: importlib.util.find_spec(n).origin for n in sys.argv[1:]}))"
+    probe = ("import importlib.util, json, sys; "
+             "print(json.dumps({n: importlib.util.find_spec(n).origin for n in sys.argv[1:]}))")
     seen = subprocess.run([str(python), "-c", probe, *names], capture_output=True, text=True)
     theirs = json.loads(seen.stdout) if seen.returncode == 0 else {}
     for name in names:

@@ -18,9 +18,9 @@ from rlvr.config import build_config
 from rlvr.models import load_model, load_tokenizer
 from rlvr.rollout.base import SamplingParams
 from rlvr.rollout.hf import HFRolloutEngine
-from rlvr.update import UpdateSettings, collate, sequence_logprobs, update_policy
+from rlvr.update import collate, sequence_logprobs
 from test_train import common, rlvr_env
-from test_update import PAD, grouped_completions
+from test_update import PAD, grouped_completions, sgd_update
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -50,24 +50,15 @@ def test_the_engine_samples_on_the_device_seeded_with_the_log_probs_it_drew(tiny
 
 
 def _sgd_update(model_dir, device: str, dtype: str, autocast: bool, share: bool):
-    """One SGD step at lr 1 with a reference that differs from the policy: its statistics and
-    each parameter's change, on the CPU."""
+    """`test_update.sgd_update` of a grouped batch, with a reference, on `device`."""
     cfg = build_config(overrides=[f"--optim.share_prompts={str(share).lower()}", "--grpo.beta=0.1",
                                   "--optim.micro_batch_size=4", "--optim.max_grad_norm=0",
                                   f"--model.train_autocast={str(autocast).lower()}"])
-    model = load_model(str(model_dir), dtype=dtype, device=device)
-    ref = load_model(str(model_dir), dtype=dtype, device=device)
-    with torch.no_grad():
-        for p in ref.parameters():
-            p.add_(0.01)
-    before = [p.detach().clone() for p in model.parameters()]
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     batch = collate(grouped_completions(), PAD)
     adv = torch.linspace(-1.0, 1.0, len(batch.mask))
     rows = torch.ones(len(adv), dtype=torch.bool)
-    stats = update_policy(UpdateSettings.of(cfg, torch.device(device)), model, ref, opt, sched, batch, adv, rows)
-    return stats, [(p.detach() - b).cpu().double() for p, b in zip(model.parameters(), before)]
+    stats, deltas = sgd_update(model_dir, cfg, batch, adv, rows, with_reference=True, dtype=dtype, device=device)
+    return stats, [d.double() for d in deltas]
 
 
 @pytest.mark.parametrize("share", [False, True])

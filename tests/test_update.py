@@ -49,16 +49,16 @@ def test_sequence_logprobs_match_a_plain_forward(tiny_model_dir):
         assert (logp[i, len(c.completion_ids):] == 0).all()
 
 
-def sgd_update(model_dir, cfg, batch, adv, rows, with_reference, recompute=False):
-    """One update of a float64 tiny model (only the arithmetic's order can differ) by SGD at lr 1:
-    its statistics and each parameter's change. The reference, if any, differs from the policy,
-    so that the KL term matters. `recompute`: rlvr's activation checkpointing on the policy."""
-    model = load_model(str(model_dir), dtype="float64")
+def sgd_update(model_dir, cfg, batch, adv, rows, with_reference, recompute=False, dtype="float64", device="cpu"):
+    """One update of a tiny model (in float64 only the arithmetic's order can differ) by SGD at lr 1:
+    its statistics and each parameter's change (on the CPU). The reference, if any, differs from
+    the policy, so that the KL term matters. `recompute`: rlvr's activation checkpointing on the policy."""
+    model = load_model(str(model_dir), dtype=dtype, device=device)
     if recompute:
         from rlvr import recompute as rc
 
         rc.enable(model)
-    ref = load_model(str(model_dir), dtype="float64") if with_reference else None
+    ref = load_model(str(model_dir), dtype=dtype, device=device) if with_reference else None
     if ref is not None:
         with torch.no_grad():
             for p in ref.parameters():
@@ -66,8 +66,8 @@ def sgd_update(model_dir, cfg, batch, adv, rows, with_reference, recompute=False
     before = [p.detach().clone() for p in model.parameters()]
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    stats = update_policy(UpdateSettings.of(cfg, torch.device("cpu")), model, ref, opt, sched, batch, adv, rows)
-    return stats, [p.detach() - b for p, b in zip(model.parameters(), before)]
+    stats = update_policy(UpdateSettings.of(cfg, torch.device(device)), model, ref, opt, sched, batch, adv, rows)
+    return stats, [(p.detach() - b).cpu() for p, b in zip(model.parameters(), before)]
 
 
 @pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
