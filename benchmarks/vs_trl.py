@@ -505,6 +505,12 @@ def main() -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("vs_trl: --device cuda, but torch sees no CUDA device", file=sys.stderr)
         return 2
+    from rlvr.models import fast_bf16
+
+    if args.device == "cpu" and args.trl_bf16 == "default" and not args.rlvr_only and not fast_bf16("cpu"):
+        print("vs_trl: this CPU has no bf16 kernels: TRL's default bf16 is emulated here, many times slower "
+              "(38 minutes a step on a 2-core AVX2 CPU), while rlvr computes in fp32; --trl-bf16 off compares "
+              "the two in fp32", file=sys.stderr)
     work = Path(args.work_dir).expanduser()
     work.mkdir(parents=True, exist_ok=True)
     try:
