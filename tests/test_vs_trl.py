@@ -44,10 +44,9 @@ def test_the_trl_venv_sees_the_packages_of_a_venv_that_runs_the_benchmark(tmp_pa
     child = tmp_path / "trl-venv"
     _venv(str(parent), child, "--system-site-packages")  # as an earlier run of the benchmark left it
 
-    made = subprocess.run([str(parent), "-c", f"import importlib.util, sys; from pathlib import Path; "
-                           f"spec = importlib.util.spec_from_file_location('vs_trl', {str(SCRIPT)!r}); "
-                           f"m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
-                           f"print(m.make_venv(Path({str(child)!r})))"], capture_output=True, text=True)
+    made = subprocess.run([str(parent), "-c", "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+                           "import vs_trl; print(vs_trl.make_venv(Path(sys.argv[2])))", str(SCRIPT.parent), str(child)],
+                          capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     python = made.stdout.strip()
     seen = subprocess.run([python, "-c", "import rlvr_marker_installed, rlvr_marker_editable, sys; "
